@@ -1,0 +1,49 @@
+# logoutd — `make run` (the daemon, built-in defaults) and `make test` (the whole suite),
+# on a fresh Debian machine as root. Both install what they need.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+APT_PACKAGES := python3 python3-venv openssh-server openssh-client tmux screen dbus-daemon \
+                util-linux passwd procps libpam-modules
+HOOK   := /usr/local/bin/logoutd-pam
+
+.PHONY: run test demo deps venv lint typecheck bench clean install-hook
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Debian packages the tests drive for real: sshd, su/runuser, tmux, screen, dbus-daemon.
+# policy-rc.d keeps apt from starting a system sshd on port 22 (servers here are loopback only).
+deps:
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  created=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; created=1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  status=$$?; [ -n "$$created" ] && rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	fi
+
+install-hook: venv
+	$(PY) -m logoutd install-pam-hook --dest $(HOOK)
+
+run: deps venv install-hook
+	$(PY) -m logoutd
+
+test: deps venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+demo: deps venv
+	$(PY) demo/demo.py
+
+bench: deps venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

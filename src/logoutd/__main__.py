@@ -1,0 +1,5 @@
+"""`python -m logoutd` runs the daemon."""
+
+from logoutd.daemon.main import main
+
+raise SystemExit(main())

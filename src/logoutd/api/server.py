@@ -1,0 +1,87 @@
+"""The Unix socket server: identifies callers by SO_PEERCRED, bounds size and time, never stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import struct
+from pathlib import Path
+
+from logoutd.api.protocol import (
+    IDLE_TIMEOUT,
+    MAX_MESSAGE,
+    REQUEST_TIMEOUT,
+    decode_request,
+    encode_error,
+    encode_result,
+)
+from logoutd.api.service import Caller, Service
+from logoutd.errors import LogoutdError, ProtocolError
+
+log = logging.getLogger("logoutd")
+_UCRED = struct.Struct("3i")
+
+
+def peer_caller(sock: socket.socket) -> Caller:
+    pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    return Caller(uid=uid, gid=gid, pid=pid)
+
+
+class ApiServer:
+    def __init__(self, service: Service, path: Path) -> None:
+        self.service = service
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._server = await asyncio.start_unix_server(
+            self._serve, path=str(self.path), limit=MAX_MESSAGE, backlog=1024
+        )
+        os.chmod(self.path, 0o666)  # everyone may ask; SO_PEERCRED decides what they may do
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        try:
+            caller = peer_caller(sock)
+            while True:
+                try:
+                    line = await asyncio.wait_for(reader.readuntil(b"\n"), IDLE_TIMEOUT)
+                except asyncio.IncompleteReadError as e:
+                    if e.partial:
+                        writer.write(encode_error(ProtocolError("Incomplete request (no newline).")))
+                    break
+                except asyncio.LimitOverrunError:
+                    writer.write(encode_error(ProtocolError(
+                        f"Request too large (limit {MAX_MESSAGE} bytes).")))
+                    break
+                except TimeoutError:
+                    break
+                writer.write(self._answer(caller, line))
+                await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
+        except (ConnectionError, TimeoutError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def _answer(self, caller: Caller, line: bytes) -> bytes:
+        request_id = None
+        try:
+            request = decode_request(line)
+            request_id = request.id
+            result = self.service.call(caller, request.method, request.params)
+            return encode_result(result, request_id)
+        except LogoutdError as e:
+            if e.code != "no_such_session":
+                log.debug("Request from uid %d pid %d failed: %s", caller.uid, caller.pid, e)
+            return encode_error(e, request_id)

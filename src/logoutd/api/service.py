@@ -1,0 +1,256 @@
+"""The one declared API: each method takes the kernel-identified Caller, authorizes, calls the core."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from logoutd import __version__
+from logoutd.core.manager import Manager, SessionRequest
+from logoutd.core.sessions import Session
+from logoutd.core.users import User
+from logoutd.errors import AccessDenied, InvalidArgument, NoSuchSession
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, from SO_PEERCRED (or the bus), never from the request."""
+
+    uid: int
+    gid: int
+    pid: int
+
+    @property
+    def is_root(self) -> bool:
+        return self.uid == 0
+
+
+@dataclass(frozen=True)
+class Param:
+    type: type
+    default: Any = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Method:
+    handler: Callable[..., dict[str, Any]]
+    params: dict[str, Param] = field(default_factory=dict)
+    doc: str = ""
+
+
+@dataclass
+class DaemonInfo:
+    """What the service needs from the daemon around it (reload, status)."""
+
+    reload: Callable[[], dict[str, Any]]
+    config_files: Callable[[], list[str]]
+    cgroup_root: str
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+
+def session_view(s: Session) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "uid": s.user.uid,
+        "user": s.user.name,
+        "leader": s.leader_pid or None,
+        "service": s.service,
+        "tty": s.tty,
+        "remote_host": s.remote_host,
+        "remote_user": s.remote_user,
+        "type": s.type,
+        "class": s.class_,
+        "state": str(s.state),
+        "scope": s.scope,
+        "timestamp": s.timestamp,
+        "stop_cause": str(s.stop_cause) if s.stop_cause else None,
+        "kill_reason": s.decision.reason if s.decision else None,
+        "stop_action": str(s.decision.action) if s.decision else None,
+    }
+
+
+def user_view(u: User) -> dict[str, Any]:
+    return {
+        "uid": u.uid,
+        "gid": u.account.gid,
+        "name": u.name,
+        "state": str(u.state),
+        "sessions": sorted(u.sessions),
+        "linger": u.lingering,
+        "runtime_path": u.runtime_path,
+        "slice": u.slice,
+        "timestamp": u.timestamp,
+    }
+
+
+class Service:
+    def __init__(self, manager: Manager, info: DaemonInfo) -> None:
+        self.manager = manager
+        self.info = info
+        self.methods: dict[str, Method] = {
+            "create_session": Method(self.create_session, {
+                "uid": Param(int, required=True), "leader": Param(int, required=True),
+                "service": Param(str, ""), "type": Param(str, ""), "class": Param(str, ""),
+                "tty": Param(str, ""), "display": Param(str, ""),
+                "remote_host": Param(str, ""), "remote_user": Param(str, ""),
+            }, "Root: start a session for uid with leader moved into its scope."),
+            "release_session": Method(self.release_session, {
+                "id": Param(str), "leader": Param(int),
+            }, "Root: the PAM stack closed the session (by id or by leader pid)."),
+            "list_sessions": Method(self.list_sessions, {}, "Every session, closing ones too."),
+            "get_session": Method(self.get_session, {"id": Param(str, "")},
+                                  "One session; '', 'self' or 'auto' mean the caller's."),
+            "terminate_session": Method(self.terminate_session, {"id": Param(str, "")},
+                                        "Forced stop: kill the session's processes."),
+            "kill_session": Method(self.kill_session, {
+                "id": Param(str, ""), "who": Param(str, "all"), "signal": Param(int, 15),
+            }, "Send a signal to the leader or all processes; the session goes on."),
+            "list_users": Method(self.list_users, {}, "Every user with sessions or linger."),
+            "get_user": Method(self.get_user, {"uid": Param(int)},
+                               "One user; no uid means the caller."),
+            "terminate_user": Method(self.terminate_user, {"uid": Param(int)},
+                                     "Forced stop of every session and unit of the user."),
+            "kill_user": Method(self.kill_user, {"uid": Param(int), "signal": Param(int, 15)},
+                                "Send a signal to every process of the user."),
+            "reload": Method(self.reload, {}, "Root: re-read the configuration."),
+            "status": Method(self.status, {}, "Daemon version, uptime, roots, counts."),
+        }
+
+    def call(self, caller: Caller, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        spec = self.methods.get(method)
+        if spec is None:
+            raise InvalidArgument(f"Unknown method '{method}'.")
+        unknown = sorted(set(params) - set(spec.params))
+        if unknown:
+            raise InvalidArgument(f"Unknown parameter '{unknown[0]}' for {method}.")
+        kwargs: dict[str, Any] = {}
+        for name, param in spec.params.items():
+            value = params.get(name, param.default)
+            if value is None:
+                if param.required:
+                    raise InvalidArgument(f"Missing parameter '{name}' for {method}.")
+            elif not isinstance(value, param.type) or (param.type is int and isinstance(value, bool)):
+                raise InvalidArgument(
+                    f"Parameter '{name}' of {method} must be {param.type.__name__}, "
+                    f"not {type(value).__name__}."
+                )
+            elif isinstance(value, str) and "\0" in value:
+                raise InvalidArgument(f"Parameter '{name}' of {method} contains NUL.")
+            kwargs["class_" if name == "class" else name] = value
+        return spec.handler(caller, **kwargs)
+
+    # -- authorization helpers ----------------------------------------------------------
+
+    @staticmethod
+    def _require_root(caller: Caller, what: str) -> None:
+        if not caller.is_root:
+            raise AccessDenied(f"Only root may {what}.")
+
+    @staticmethod
+    def _require_owner(caller: Caller, uid: int, what: str) -> None:
+        if not caller.is_root and caller.uid != uid:
+            raise AccessDenied(f"Access denied: uid {caller.uid} may not {what} of uid {uid}.")
+
+    def _session(self, caller: Caller, session_id: str) -> Session:
+        if session_id in ("", "self", "auto"):
+            session = self.manager.session_by_pid(caller.pid)
+            if session is None:
+                raise NoSuchSession(f"Caller (pid {caller.pid}) does not belong to any session.")
+            return session
+        return self.manager.get_session(session_id)
+
+    def _user(self, caller: Caller, uid: int | None) -> User:
+        return self.manager.get_user(caller.uid if uid is None else uid)
+
+    # -- methods ------------------------------------------------------------------------
+
+    def create_session(self, caller: Caller, *, uid: int, leader: int, service: str, type: str,
+                       class_: str, tty: str, display: str, remote_host: str,
+                       remote_user: str) -> dict[str, Any]:
+        self._require_root(caller, "create sessions")
+        session = self.manager.create_session(SessionRequest(
+            uid=uid, leader=leader, service=service, type=type, class_=class_, tty=tty,
+            display=display, remote_host=remote_host, remote_user=remote_user,
+        ))
+        return {"session": session_view(session), "runtime_path": session.user.runtime_path,
+                "existing": False}
+
+    def release_session(self, caller: Caller, *, id: str | None,
+                        leader: int | None) -> dict[str, Any]:
+        self._require_root(caller, "release sessions")
+        if id is not None:
+            session = self.manager.get_session(id)
+        elif leader is not None:
+            found = self.manager.session_by_leader(leader)
+            if found is None:
+                raise NoSuchSession(f"No session with leader {leader} known.")
+            session = found
+        else:
+            raise InvalidArgument("release_session needs 'id' or 'leader'.")
+        session.release()
+        return {"session": session_view(session)}
+
+    def list_sessions(self, caller: Caller) -> dict[str, Any]:
+        return {"sessions": [session_view(s) for s in self.manager.all_sessions()]}
+
+    def get_session(self, caller: Caller, *, id: str) -> dict[str, Any]:
+        return {"session": session_view(self._session(caller, id))}
+
+    def terminate_session(self, caller: Caller, *, id: str) -> dict[str, Any]:
+        session = self._session(caller, id)
+        self._require_owner(caller, session.user.uid, f"terminate session {session.id}")
+        self.manager.terminate_session(session)
+        return {"session": session_view(session)}
+
+    def kill_session(self, caller: Caller, *, id: str, who: str, signal: int) -> dict[str, Any]:
+        session = self._session(caller, id)
+        self._require_owner(caller, session.user.uid, f"kill session {session.id}")
+        signo = _signal(signal)
+        return {"signalled": session.kill(who, signo)}
+
+    def list_users(self, caller: Caller) -> dict[str, Any]:
+        users = sorted((u for u in self.manager.users.values() if not u.finalized),
+                       key=lambda u: u.uid)
+        return {"users": [user_view(u) for u in users]}
+
+    def get_user(self, caller: Caller, *, uid: int | None) -> dict[str, Any]:
+        return {"user": user_view(self._user(caller, uid))}
+
+    def terminate_user(self, caller: Caller, *, uid: int | None) -> dict[str, Any]:
+        user = self._user(caller, uid)
+        self._require_owner(caller, user.uid, "terminate the user")
+        self.manager.terminate_user(user)
+        return {"user": user_view(user)}
+
+    def kill_user(self, caller: Caller, *, uid: int | None, signal: int) -> dict[str, Any]:
+        user = self._user(caller, uid)
+        self._require_owner(caller, user.uid, "kill the processes")
+        return {"signalled": self.manager.kill_user(user, _signal(signal))}
+
+    def reload(self, caller: Caller) -> dict[str, Any]:
+        self._require_root(caller, "reload the configuration")
+        return self.info.reload()
+
+    def status(self, caller: Caller) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.monotonic() - self.info.started_monotonic, 3),
+            "cgroup_root": self.info.cgroup_root,
+            "sessions": len(self.manager.sessions),
+            "users": len([u for u in self.manager.users.values() if not u.finalized]),
+            "config_files": self.info.config_files(),
+        }
+
+
+def _signal(number: int) -> int:
+    if not 1 <= number < signal.NSIG:
+        raise InvalidArgument(f"Invalid signal {number}")
+    return number
+
+

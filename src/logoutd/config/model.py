@@ -1,0 +1,68 @@
+"""The effective configuration: one frozen dataclass, with upstream logind v252's defaults."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+class KillMode(enum.StrEnum):
+    """KillUserProcesses=: logind's boolean, plus logoutd's record-only mode."""
+
+    YES = "yes"  # kill every process of the session's scope when the session stops
+    NO = "no"  # abandon the scope; its processes may stay (the session stays "closing")
+    PERMISSIVE = "permissive"  # where logind would kill, kill nothing and record the leftovers
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an effective value was assigned: a file and its (logical) line number."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def _no_sources() -> Mapping[str, Source]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parsed once from logind.conf and its drop-ins; nothing downstream sees a string.
+
+    Time spans are seconds (float, `math.inf` for "infinity"). Defaults are upstream's
+    compiled-in ones (`-Ddefault-kill-user-processes=true`), not Debian's.
+    """
+
+    # [Login], logind's own keys
+    kill_user_processes: KillMode = KillMode.YES
+    kill_only_users: tuple[str, ...] = ()
+    kill_exclude_users: tuple[str, ...] | None = None  # None: unset, root implicitly excluded
+    user_stop_delay_sec: float = 10.0
+    stop_idle_session_sec: float = math.inf  # 0 in the file means infinity
+    idle_action_sec: float = 1800.0
+    remove_ipc: bool = True
+    sessions_max: int = 8192
+    runtime_directory_size: str = "10%"  # validated, kept as written ("64M", "10%")
+    # [Logoutd]
+    session_stop_timeout_sec: float = 90.0
+    user_stop_timeout_sec: float = 120.0
+    release_timeout_sec: float = 20.0  # logind's RELEASE_USEC
+    audit_log: str | None = None
+    # [Policy]; in user lists "@name" is a group
+    keep_allow_users: tuple[str, ...] | None = None  # None: everyone
+    keep_allow_groups: tuple[str, ...] = ()  # bare group names
+    linger_self_allow: tuple[str, ...] | None = None  # None: everyone
+    auto_keep: tuple[str, ...] = ()  # absolute executable paths
+    # Field name -> where its effective value was assigned; absent: compiled-in default.
+    sources: Mapping[str, Source] = field(default_factory=_no_sources, compare=False, repr=False)
+
+    def source(self, name: str) -> Source | None:
+        """Where the field `name` got its value, or None for the compiled-in default."""
+        return self.sources.get(name)

@@ -1,0 +1,1 @@
+"""The pure core: sessions, users and the kill decision. Reaches the system only through ports."""

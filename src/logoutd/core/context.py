@@ -1,0 +1,38 @@
+"""What every core object reaches: the ports, the current configuration, the log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from logoutd.config.model import Config
+from logoutd.core.ports import CgroupTree, Clock, ProcessTable, StateStore, UserDb, UserFiles
+
+if TYPE_CHECKING:
+    from logoutd.core.sessions import Session
+    from logoutd.core.users import User
+
+log = logging.getLogger("logoutd")
+
+
+@dataclass
+class Ports:
+    clock: Clock
+    processes: ProcessTable
+    cgroups: CgroupTree
+    store: StateStore
+    userdb: UserDb
+    userfiles: UserFiles
+
+
+@dataclass
+class Context:
+    """Shared by the manager, its sessions and users (logind's `s->manager`)."""
+
+    ports: Ports
+    config: Config
+    # Set by the manager: called when a session was finalized or a user may be collected.
+    on_session_removed: Callable[[Session], None]
+    on_user_removed: Callable[[User], None]

@@ -1,0 +1,330 @@
+"""The manager: owns sessions and users, creates and looks them up, restores them after a restart."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from logoutd.config.model import Config
+from logoutd.core.context import Context, Ports, log
+from logoutd.core.decision import KillDecision, StopAction
+from logoutd.core.sessions import Session, StopCause
+from logoutd.core.users import User
+from logoutd.errors import (
+    InvalidArgument,
+    LimitsExceeded,
+    NoSuchSession,
+    NoSuchUser,
+    ProcessGone,
+    SessionBusy,
+)
+
+_USER_SLICE = re.compile(r"/user\.slice/user-(\d+)\.slice(/|$)")
+_SESSION_SCOPE = re.compile(r"/session-([A-Za-z0-9]+)\.scope(/|$)")
+SESSION_TYPES = ("unspecified", "tty", "x11", "wayland", "mir", "web")
+SESSION_CLASSES = ("user", "greeter", "lock-screen", "background")
+COUNTER_BLOCK = 64
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """What create_session needs; the leader has already been checked by the caller's edge."""
+
+    uid: int
+    leader: int
+    service: str = ""
+    type: str = ""
+    class_: str = ""
+    tty: str = ""
+    display: str = ""
+    remote_host: str = ""
+    remote_user: str = ""
+
+
+class Manager:
+    def __init__(self, ports: Ports, config: Config) -> None:
+        self.ports = ports
+        self.ctx = Context(ports, config, self._session_removed, self._user_removed)
+        self.sessions: dict[str, Session] = {}
+        self.users: dict[int, User] = {}
+        self._counter = (0, 0)
+
+    @property
+    def config(self) -> Config:
+        return self.ctx.config
+
+    def set_config(self, config: Config) -> None:
+        """Applies to stops decided from now on; abandoned scopes are not revisited (as logind)."""
+        self.ctx.config = config
+
+    # -- creation -----------------------------------------------------------------------
+
+    def create_session(self, request: SessionRequest) -> Session:
+        if request.leader <= 1:
+            raise InvalidArgument("Invalid leader PID")
+        account = self.ports.userdb.by_uid(request.uid)
+        if account is None:
+            raise NoSuchUser(f"No user with uid {request.uid} known to the user database.")
+        type_, class_ = _type_and_class(request)
+        leader = self.ports.processes.pin(request.leader)
+        try:
+            self._check_not_in_session(request.leader)
+            if len(self.sessions) >= self.config.sessions_max:
+                raise LimitsExceeded(
+                    f"Maximum number of sessions ({self.config.sessions_max}) reached, "
+                    "refusing further sessions."
+                )
+            user = self._get_or_add_user(account)
+            user.start()
+            session = Session(
+                ctx=self.ctx,
+                user=user,
+                id=self._pick_id(request.leader),
+                leader_pid=request.leader,
+                leader=leader,
+                service=request.service,
+                tty=request.tty.removeprefix("/dev/"),
+                remote_host=request.remote_host,
+                remote_user=request.remote_user,
+                type=type_,
+                class_=class_,
+                timestamp=self.ports.clock.now(),
+            )
+            self.sessions[session.id] = session
+            user.add_session(session)
+            try:
+                session.start()
+            except Exception:
+                self.sessions.pop(session.id, None)
+                user.sessions.pop(session.id, None)
+                user.gc()
+                raise
+        except BaseException:
+            self.ports.processes.release(leader)
+            raise
+        return session
+
+    def _check_not_in_session(self, pid: int) -> None:
+        """su/sudo inside a session: the leader already runs in one of our user slices."""
+        path = self.ports.processes.cgroup_of(pid)
+        root = self.ports.cgroups.root_in_mount.rstrip("/")
+        if path.startswith(root + "/") and _USER_SLICE.search(path[len(root):]):
+            raise SessionBusy("Already running in a session or user slice")
+
+    def _pick_id(self, leader: int) -> str:
+        audit = self.ports.processes.audit_session_id(leader)
+        if audit is not None and str(audit) not in self.sessions:
+            return str(audit)
+        while True:
+            first, limit = self._counter
+            if first >= limit:
+                first, limit = self.ports.store.reserve_counter(COUNTER_BLOCK)
+            self._counter = (first + 1, limit)
+            candidate = f"c{first}"
+            if candidate not in self.sessions:
+                return candidate
+
+    def _get_or_add_user(self, account: Any) -> User:
+        user = self.users.get(account.uid)
+        if user is None or user.finalized:
+            user = User(self.ctx, account)
+            self.users[account.uid] = user
+        return user
+
+    def start_lingering_users(self) -> None:
+        for name in self.ports.userfiles.lingering_names():
+            account = self.ports.userdb.by_name(name)
+            if account is None:
+                log.warning("Linger file for unknown user %s, ignoring.", name)
+                continue
+            self._get_or_add_user(account).start()
+
+    # -- lookup -------------------------------------------------------------------------
+
+    def get_session(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise NoSuchSession(f"No session '{session_id}' known.")
+        return session
+
+    def session_by_pid(self, pid: int) -> Session | None:
+        """The session whose scope holds pid (from its cgroup, never from what it claims)."""
+        try:
+            path = self.ports.processes.cgroup_of(pid)
+        except ProcessGone:
+            return None
+        match = _SESSION_SCOPE.search(path)
+        return self.sessions.get(match.group(1)) if match else None
+
+    def session_by_leader(self, pid: int) -> Session | None:
+        for session in self.sessions.values():
+            if session.leader_pid == pid and not session.finalized:
+                return session
+        return None
+
+    def get_user(self, uid: int) -> User:
+        user = self.users.get(uid)
+        if user is None or user.finalized:
+            raise NoSuchUser(f"User ID {uid} is not logged in or lingering.")
+        return user
+
+    # -- actions ------------------------------------------------------------------------
+
+    def terminate_session(self, session: Session) -> None:
+        session.stop(StopCause.TERMINATE, force=True)
+
+    def terminate_user(self, user: User) -> None:
+        user.stop(force=True)
+
+    def kill_user(self, user: User, signo: int) -> int:
+        return self.ports.cgroups.signal_all(user.slice, (signo,))
+
+    # -- callbacks from sessions and users ----------------------------------------------
+
+    def _session_removed(self, session: Session) -> None:
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+        session.user.remove_session(session)
+
+    def _user_removed(self, user: User) -> None:
+        if self.users.get(user.uid) is user:
+            del self.users[user.uid]
+
+    # -- restart ------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Reload saved users and sessions, re-check them against cgroups and processes."""
+        for record in self.ports.store.load_all("users"):
+            self._restore_user(record)
+        for record in self.ports.store.load_all("sessions"):
+            self._restore_session(record)
+        self._adopt_orphan_scopes()
+        for user in list(self.users.values()):
+            user.resume()
+        for session in list(self.sessions.values()):
+            session.resume()
+        for user in list(self.users.values()):
+            user.gc()
+
+    def _restore_user(self, record: dict[str, Any]) -> None:
+        try:
+            uid = int(record["uid"])
+            account = self.ports.userdb.by_uid(uid)
+            if account is None:
+                log.warning("Saved user %s no longer exists, dropping it.", uid)
+                self.ports.store.remove("users", str(uid))
+                return
+            user = self._get_or_add_user(account)
+            user.runtime_path = str(record.get("runtime_path") or "")
+            user.timestamp = float(record.get("timestamp") or 0.0)
+            user.started = True
+            user.stopping = bool(record.get("stopping"))
+            user.stop_forced = bool(record.get("stop_forced"))
+            sigkill_at = record.get("sigkill_at")
+            user.sigkill_at = float(sigkill_at) if sigkill_at is not None else None
+        except (KeyError, TypeError, ValueError) as e:
+            log.warning("Ignoring unreadable saved user %r: %s", record.get("uid"), e)
+
+    def _restore_session(self, record: dict[str, Any]) -> None:
+        try:
+            session_id = str(record["id"])
+            uid = int(record["uid"])
+            account = self.ports.userdb.by_uid(uid)
+            if account is None:
+                raise ValueError(f"uid {uid} no longer exists")
+            user = self._get_or_add_user(account)
+            if not user.started:
+                user.started = True
+            leader_pid = int(record["leader_pid"])
+            start = record.get("leader_start")
+            leader = self.ports.processes.repin(leader_pid, int(start)) if start is not None else None
+            session = Session(
+                ctx=self.ctx,
+                user=user,
+                id=session_id,
+                leader_pid=leader_pid,
+                leader=leader,
+                service=str(record.get("service", "")),
+                tty=str(record.get("tty", "")),
+                remote_host=str(record.get("remote_host", "")),
+                remote_user=str(record.get("remote_user", "")),
+                type=str(record.get("type", "unspecified")),
+                class_=str(record.get("class", "user")),
+                timestamp=float(record.get("timestamp", 0.0)),
+                started=True,
+                stopping=bool(record.get("stopping")),
+                released_at=_opt_float(record.get("released_at")),
+                stop_cause=StopCause(record["stop_cause"]) if record.get("stop_cause") else None,
+                term_sent=bool(record.get("term_sent")),
+                sigkill_at=_opt_float(record.get("sigkill_at")),
+                sigkill_sent=bool(record.get("sigkill_sent")),
+            )
+            if record.get("action"):
+                session.decision = KillDecision(StopAction(record["action"]), str(record["reason"]))
+        except (KeyError, TypeError, ValueError) as e:
+            log.warning("Ignoring unreadable saved session %r: %s", record.get("id"), e)
+            return
+        if not record.get("started"):
+            # Crashed between saving the intent and moving the leader: finish or undo.
+            in_scope = leader is not None and self.ports.cgroups.exists(session.scope) and (
+                leader.pid in self.ports.cgroups.pids(session.scope)
+            )
+            if not in_scope:
+                self.ports.cgroups.remove(session.scope)
+                self.ports.store.remove("sessions", session_id)
+                if leader is not None:
+                    self.ports.processes.release(leader)
+                return
+        if not self.ports.cgroups.exists(session.scope):
+            log.info("Scope of session %s vanished while logoutd was down.", session_id)
+            self.ports.store.remove("sessions", session_id)
+            if leader is not None:
+                self.ports.processes.release(leader)
+            return
+        self.sessions[session_id] = session
+        user.add_session(session)
+
+    def _adopt_orphan_scopes(self) -> None:
+        """Scopes with no saved session (a crash before the first save): stop them unforced."""
+        cgroups = self.ports.cgroups
+        if not cgroups.exists("user.slice"):
+            return
+        for slice_name in cgroups.children("user.slice"):
+            match = re.fullmatch(r"user-(\d+)\.slice", slice_name)
+            if not match:
+                continue
+            account = self.ports.userdb.by_uid(int(match.group(1)))
+            for child in cgroups.children(f"user.slice/{slice_name}"):
+                scope = re.fullmatch(r"session-([A-Za-z0-9]+)\.scope", child)
+                if not scope or scope.group(1) in self.sessions:
+                    continue
+                if account is None:
+                    log.warning("Orphan scope %s of an unknown uid, leaving it.", child)
+                    continue
+                user = self._get_or_add_user(account)
+                user.started = True
+                session = Session(ctx=self.ctx, user=user, id=scope.group(1), leader_pid=0,
+                                  started=True, timestamp=self.ports.clock.now())
+                log.info("Adopting orphan scope of session %s.", session.id)
+                self.sessions[session.id] = session
+                user.add_session(session)
+
+    def all_sessions(self) -> Iterable[Session]:
+        return sorted(self.sessions.values(), key=lambda s: s.id)
+
+
+def _opt_float(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _type_and_class(request: SessionRequest) -> tuple[str, str]:
+    """logind's defaults: x11 with a display, tty with a tty, else unspecified (class background)."""
+    type_ = request.type or ("x11" if request.display else "tty" if request.tty else "unspecified")
+    if type_ not in SESSION_TYPES:
+        raise InvalidArgument(f"Invalid session type '{type_}'")
+    class_ = request.class_ or ("background" if type_ == "unspecified" else "user")
+    if class_ not in SESSION_CLASSES:
+        raise InvalidArgument(f"Invalid session class '{class_}'")
+    return type_, class_

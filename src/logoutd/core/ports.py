@@ -1,0 +1,151 @@
+"""The narrow ports through which the core reaches the system; each has an in-memory fake in tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Wall-clock time, seconds since the epoch (persisted deadlines use it)."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process pinned by pid *and* start time, so a reused pid is never mistaken for it."""
+
+    pid: int
+    start_time: int  # clock ticks since boot, field 22 of /proc/PID/stat
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    ppid: int
+    uid: int
+    comm: str
+    cmdline: str
+
+
+class ProcessTable(Protocol):
+    def pin(self, pid: int) -> ProcessRef:
+        """Pin a live process (holding a pidfd); raise ProcessGone if it is not there."""
+        ...
+
+    def repin(self, pid: int, start_time: int) -> ProcessRef | None:
+        """Pin a process saved earlier, or None if it exited or its pid was reused."""
+        ...
+
+    def release(self, ref: ProcessRef) -> None:
+        """Stop watching and close the pidfd."""
+        ...
+
+    def is_alive(self, ref: ProcessRef) -> bool: ...
+
+    def watch_exit(self, ref: ProcessRef, callback: Callable[[], None]) -> None: ...
+
+    def cgroup_of(self, pid: int) -> str:
+        """The process's cgroup2 path relative to the mount, e.g. '/user.slice/…'."""
+        ...
+
+    def audit_session_id(self, pid: int) -> int | None: ...
+
+    def describe(self, pid: int) -> ProcessInfo | None: ...
+
+    def tty_idle_since(self, tty: str) -> float | None:
+        """When the tty (e.g. 'pts/3') was last used (its atime), or None without one."""
+        ...
+
+
+class CgroupTree(Protocol):
+    """The managed cgroup2 subtree; paths are relative to its root ('user.slice/…')."""
+
+    @property
+    def root_in_mount(self) -> str:
+        """The managed root as seen in /proc/PID/cgroup ('/' or '/logoutd-test-ab')."""
+        ...
+
+    def create(self, path: str) -> None: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def move(self, path: str, pid: int) -> None: ...
+
+    def pids(self, path: str) -> list[int]:
+        """Every pid in the subtree at path."""
+        ...
+
+    def is_populated(self, path: str) -> bool: ...
+
+    def signal_all(self, path: str, signals: Sequence[int]) -> int:
+        """Send each signal to every process in the subtree, re-reading until no new pid appears."""
+        ...
+
+    def kill(self, path: str) -> None:
+        """SIGKILL the whole subtree atomically (cgroup.kill)."""
+        ...
+
+    def remove(self, path: str) -> bool:
+        """Remove an empty subtree; False if it still holds processes."""
+        ...
+
+    def children(self, path: str) -> list[str]: ...
+
+    def watch_empty(self, path: str, callback: Callable[[], None]) -> None:
+        """Call back (from the event loop) whenever the subtree may have become empty."""
+        ...
+
+    def unwatch(self, path: str) -> None: ...
+
+
+class StateStore(Protocol):
+    """Private, atomically written state; the API is the interface, not these files."""
+
+    def save(self, kind: str, key: str, record: dict[str, Any]) -> None: ...
+
+    def remove(self, kind: str, key: str) -> None: ...
+
+    def load_all(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def reserve_counter(self, block: int) -> tuple[int, int]:
+        """Reserve `block` ids; returns the half-open range (first, limit) persisted before use."""
+        ...
+
+
+@dataclass(frozen=True)
+class Account:
+    uid: int
+    gid: int
+    name: str
+    home: str
+
+
+class UserDb(Protocol):
+    def by_uid(self, uid: int) -> Account | None: ...
+
+    def by_name(self, name: str) -> Account | None: ...
+
+
+class UserFiles(Protocol):
+    """Per-user files outside the cgroup tree: runtime dir, linger flags, IPC objects."""
+
+    def create_runtime_dir(self, account: Account) -> str: ...
+
+    def remove_runtime_dir(self, uid: int) -> None: ...
+
+    def is_lingering(self, name: str) -> bool: ...
+
+    def lingering_names(self) -> list[str]: ...
+
+    def remove_ipc(self, uid: int) -> int:
+        """Remove SysV and POSIX IPC objects owned by uid; returns how many."""
+        ...

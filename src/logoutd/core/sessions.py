@@ -1,0 +1,319 @@
+"""A login session: its scope, its leader, its lifecycle from start to finalize."""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from logoutd.core.context import Context, log
+from logoutd.core.decision import KillDecision, StopAction, shall_kill
+from logoutd.core.ports import ProcessRef, TimerHandle
+from logoutd.errors import InvalidArgument, ProcessGone
+
+if TYPE_CHECKING:
+    from logoutd.core.users import User
+
+TERM_SIGNALS = (signal.SIGTERM, signal.SIGCONT, signal.SIGHUP)
+
+
+class SessionState(enum.StrEnum):
+    OPENING = "opening"  # scope created, leader not yet moved in
+    ONLINE = "online"  # on a seat but not in the foreground (logoutd has no seats: unused)
+    ACTIVE = "active"  # running; seat-less sessions are active, as in logind
+    CLOSING = "closing"  # released or stopping; removed once the scope is empty
+
+
+class StopCause(enum.StrEnum):
+    LEADER_EXIT = "leader-exit"  # 1. the leader exited (its pidfd became readable)
+    RELEASE_TIMEOUT = "release-timeout"  # 2. released, and the leader outlived ReleaseTimeoutSec=
+    TERMINATE = "terminate"  # 3. terminate-session/terminate-user (forced)
+    IDLE = "idle"  # 4. StopIdleSessionSec= expired on an idle tty (forced)
+    SCOPE_EMPTY = "scope-empty"  # 5. the scope emptied on its own
+
+
+@dataclass(eq=False)
+class Session:
+    ctx: Context
+    user: User
+    id: str
+    leader_pid: int
+    service: str = ""
+    tty: str = ""
+    remote_host: str = ""
+    remote_user: str = ""
+    type: str = "unspecified"
+    class_: str = "user"
+    timestamp: float = 0.0
+    leader: ProcessRef | None = None
+    started: bool = False
+    stopping: bool = False
+    released_at: float | None = None
+    stop_cause: StopCause | None = None
+    decision: KillDecision | None = None
+    term_sent: bool = False
+    sigkill_at: float | None = None
+    sigkill_sent: bool = False
+    finalized: bool = False
+    _timers: dict[str, TimerHandle] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> str:
+        return f"{self.user.slice}/session-{self.id}.scope"
+
+    @property
+    def state(self) -> SessionState:
+        # logind's session_get_state(): always check closing first.
+        if self.stopping or self.released_at is not None:
+            return SessionState.CLOSING
+        if not self.started:
+            return SessionState.OPENING
+        return SessionState.ACTIVE
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the scope, move the leader in, watch both; persist before anything can race."""
+        if self.started:
+            return
+        cgroups = self.ctx.ports.cgroups
+        self.save()
+        cgroups.create(self.scope)
+        try:
+            cgroups.move(self.scope, self.leader_pid)
+        except ProcessGone:
+            cgroups.remove(self.scope)
+            self.ctx.ports.store.remove("sessions", self.id)
+            raise
+        self.started = True
+        self._watch()
+        self._arm_idle_timer()
+        self.save()
+        log.info("New session %s of user %s.", self.id, self.user.name)
+
+    def _watch(self) -> None:
+        ports = self.ctx.ports
+        ports.cgroups.watch_empty(self.scope, self._on_scope_event)
+        if self.leader is not None:
+            ports.processes.watch_exit(self.leader, self._on_leader_exit)
+
+    def resume(self) -> None:
+        """After a daemon restart: re-watch, then finish whatever was under way."""
+        self._watch()
+        if self.stopping:
+            if self.decision is not None and self.decision.kill and not self.term_sent:
+                self._kill()
+            elif self.sigkill_at is not None and not self.sigkill_sent:
+                self._arm_sigkill(max(0.0, self.sigkill_at - self.ctx.ports.clock.now()))
+        elif self.leader is None:
+            log.info("Leader of session %s exited while logoutd was down.", self.id)
+            self.stop(StopCause.LEADER_EXIT)
+        elif self.released_at is not None:
+            left = self.released_at + self.ctx.config.release_timeout_sec - self.ctx.ports.clock.now()
+            self._arm("release", max(0.0, left), self._on_release_timeout)
+        else:
+            self._arm_idle_timer()
+        self.gc()
+
+    def release(self) -> None:
+        """PAM close_session: closing now; stop if the leader is still there after the timeout."""
+        if self.stopping or self.released_at is not None:
+            return
+        self.released_at = self.ctx.ports.clock.now()
+        self._arm("release", self.ctx.config.release_timeout_sec, self._on_release_timeout)
+        self.save()
+
+    def stop(self, cause: StopCause, force: bool = False) -> None:
+        """The single entry to tear-down (logind's session_stop); runs once per session.
+
+        Callers: leader exit, release timeout, terminate (forced), idle timer (forced),
+        scope emptied on its own. A forced stop of a session that is already stopping
+        without a kill upgrades it to a kill, as logind's StopUnit(replace) does.
+        """
+        if not self.started:
+            return
+        if self.stopping:
+            if force and (self.decision is None or not self.decision.kill):
+                self.decision = shall_kill(self.ctx.config, self.user.name, forced=True)
+                self._kill()
+                self.save()
+            return
+        self._cancel("release")
+        self._cancel("idle")
+        self.stopping = True
+        self.stop_cause = cause
+        self.decision = shall_kill(self.ctx.config, self.user.name, forced=force)
+        self.save()
+        log.info(
+            "Session %s of user %s stopping (%s): %s, %s.",
+            self.id, self.user.name, cause, self.decision.action, self.decision.reason,
+        )
+        if self.decision.kill:
+            self._kill()
+        elif self.ctx.ports.cgroups.is_populated(self.scope):
+            if self.decision.action is StopAction.RECORD:
+                self._record_leftovers()
+            log.info("Session %s logged out. Waiting for processes to exit.", self.id)
+        self.save()
+        self.gc()
+
+    def _kill(self) -> None:
+        cgroups = self.ctx.ports.cgroups
+        signalled = cgroups.signal_all(self.scope, TERM_SIGNALS)
+        self.term_sent = True
+        if signalled:
+            log.info("Session %s: sent SIGTERM, SIGCONT, SIGHUP to %d processes.", self.id, signalled)
+        if cgroups.is_populated(self.scope):
+            timeout = self.ctx.config.session_stop_timeout_sec
+            self.sigkill_at = self.ctx.ports.clock.now() + timeout
+            self._arm_sigkill(timeout)
+        self.save()
+
+    def _arm_sigkill(self, delay: float) -> None:
+        self._arm("sigkill", delay, self._on_sigkill_timeout)
+
+    def _on_sigkill_timeout(self) -> None:
+        self._timers.pop("sigkill", None)
+        if self.finalized:
+            return
+        if self.ctx.ports.cgroups.is_populated(self.scope):
+            log.info("Session %s: stop timed out, killing what is left (cgroup.kill).", self.id)
+            self.ctx.ports.cgroups.kill(self.scope)
+        self.sigkill_sent = True
+        self.save()
+        self.gc()
+
+    def _record_leftovers(self) -> None:
+        processes = self.ctx.ports.processes
+        for pid in self.ctx.ports.cgroups.pids(self.scope):
+            info = processes.describe(pid)
+            if info is not None:
+                log.info(
+                    "Session %s: leftover process %d (%s) %s, not killed (permissive).",
+                    self.id, info.pid, info.comm, info.cmdline,
+                )
+
+    def kill(self, who: str, signo: int) -> int:
+        """Signal the leader or every process; the session is not stopped (logind's KillSession)."""
+        if who == "leader":
+            if self.leader is None:
+                raise ProcessGone(f"The leader of session {self.id} has exited.")
+            try:
+                os.kill(self.leader.pid, signo)
+            except ProcessLookupError:
+                raise ProcessGone(f"The leader of session {self.id} has exited.") from None
+            return 1
+        if who != "all":
+            raise InvalidArgument(f"Invalid kill parameter '{who}'")
+        return self.ctx.ports.cgroups.signal_all(self.scope, (signo,))
+
+    # -- garbage collection --------------------------------------------------------------
+
+    def may_gc(self) -> bool:
+        """Collectable once the scope holds no process (the leader, if in it, is gone too)."""
+        return self.started and not self.ctx.ports.cgroups.is_populated(self.scope)
+
+    def gc(self) -> None:
+        if self.finalized or not self.may_gc():
+            return
+        if not self.stopping:
+            leader_gone = self.leader is None or not self.ctx.ports.processes.is_alive(self.leader)
+            self.stop(StopCause.LEADER_EXIT if leader_gone else StopCause.SCOPE_EMPTY)
+            return  # stop() ends in gc()
+        self.finalize()
+
+    def finalize(self) -> None:
+        """Remove the scope and the state; tell the user. Only for a collectable session."""
+        if self.finalized:
+            return
+        ports = self.ctx.ports
+        if not ports.cgroups.remove(self.scope):
+            return  # a process slipped in; the next empty event brings us back
+        self.finalized = True
+        for name in list(self._timers):
+            self._cancel(name)
+        ports.cgroups.unwatch(self.scope)
+        if self.leader is not None:
+            ports.processes.release(self.leader)
+            self.leader = None
+        ports.store.remove("sessions", self.id)
+        log.info("Removed session %s.", self.id)
+        self.ctx.on_session_removed(self)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _on_leader_exit(self) -> None:
+        if self.leader is None or self.finalized:
+            return
+        self.ctx.ports.processes.release(self.leader)
+        self.leader = None
+        self.save()
+        self.stop(StopCause.LEADER_EXIT)
+        self.gc()
+
+    def _on_scope_event(self) -> None:
+        if not self.finalized:
+            self.gc()
+
+    def _on_release_timeout(self) -> None:
+        self._timers.pop("release", None)
+        self.stop(StopCause.RELEASE_TIMEOUT)
+
+    def _arm_idle_timer(self) -> None:
+        limit = self.ctx.config.stop_idle_session_sec
+        if limit != float("inf"):
+            self._arm("idle", limit, self._on_idle_timer)
+
+    def _on_idle_timer(self) -> None:
+        self._timers.pop("idle", None)
+        config = self.ctx.config
+        threshold = min(config.idle_action_sec, config.stop_idle_session_sec)
+        idle_since = self.ctx.ports.processes.tty_idle_since(self.tty) if self.tty else None
+        now = self.ctx.ports.clock.now()
+        if idle_since is not None and now - idle_since >= threshold:
+            log.info('Session "%s" of user "%s" is idle, stopping.', self.id, self.user.name)
+            self.stop(StopCause.IDLE, force=True)
+            return
+        base = idle_since if idle_since is not None else now
+        self._arm("idle", max(1.0, base + config.stop_idle_session_sec - now), self._on_idle_timer)
+
+    # -- timers and persistence ----------------------------------------------------------
+
+    def _arm(self, name: str, delay: float, callback: Any) -> None:
+        self._cancel(name)
+        self._timers[name] = self.ctx.ports.clock.call_later(delay, callback)
+
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uid": self.user.uid,
+            "leader_pid": self.leader_pid,
+            "leader_start": self.leader.start_time if self.leader is not None else None,
+            "service": self.service,
+            "tty": self.tty,
+            "remote_host": self.remote_host,
+            "remote_user": self.remote_user,
+            "type": self.type,
+            "class": self.class_,
+            "timestamp": self.timestamp,
+            "started": self.started,
+            "stopping": self.stopping,
+            "released_at": self.released_at,
+            "stop_cause": self.stop_cause,
+            "action": self.decision.action if self.decision else None,
+            "reason": self.decision.reason if self.decision else None,
+            "term_sent": self.term_sent,
+            "sigkill_at": self.sigkill_at,
+            "sigkill_sent": self.sigkill_sent,
+        }
+
+    def save(self) -> None:
+        if not self.finalized:
+            self.ctx.ports.store.save("sessions", self.id, self.to_record())

@@ -1,0 +1,218 @@
+"""A user with sessions or linger: slice, runtime dir, the delayed stop after the last session."""
+
+from __future__ import annotations
+
+import enum
+import signal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from logoutd.core.context import Context, log
+from logoutd.core.ports import Account, TimerHandle
+
+if TYPE_CHECKING:
+    from logoutd.core.sessions import Session
+
+SYSTEM_UID_MAX = 999  # Debian's; RemoveIPC= spares system users
+
+
+class UserState(enum.StrEnum):
+    OPENING = "opening"  # slice and runtime dir being created
+    ONLINE = "online"  # has sessions, none of them active
+    ACTIVE = "active"  # has an active session
+    LINGERING = "lingering"  # no sessions, kept by linger
+    CLOSING = "closing"  # stopping, or every session is closing, or waiting out UserStopDelaySec=
+
+
+@dataclass(eq=False)
+class User:
+    ctx: Context
+    account: Account
+    sessions: dict[str, Session] = field(default_factory=dict)
+    runtime_path: str = ""
+    timestamp: float = 0.0
+    started: bool = False
+    stopping: bool = False
+    stop_forced: bool = False
+    term_sent: bool = False
+    sigkill_at: float | None = None
+    finalized: bool = False
+    _timers: dict[str, TimerHandle] = field(default_factory=dict)
+
+    @property
+    def uid(self) -> int:
+        return self.account.uid
+
+    @property
+    def name(self) -> str:
+        return self.account.name
+
+    @property
+    def slice(self) -> str:
+        return f"user.slice/user-{self.uid}.slice"
+
+    @property
+    def service(self) -> str:
+        return f"{self.slice}/user@{self.uid}.service"
+
+    @property
+    def lingering(self) -> bool:
+        return self.ctx.ports.userfiles.is_lingering(self.name)
+
+    @property
+    def state(self) -> UserState:
+        from logoutd.core.sessions import SessionState
+
+        if self.stopping:
+            return UserState.CLOSING
+        if not self.started:
+            return UserState.OPENING
+        if self.sessions:
+            states = {s.state for s in self.sessions.values()}
+            if SessionState.ACTIVE in states:
+                return UserState.ACTIVE
+            if states == {SessionState.CLOSING}:
+                return UserState.CLOSING
+            return UserState.ONLINE
+        return UserState.LINGERING if self.lingering else UserState.CLOSING
+
+    def start(self) -> None:
+        """Slice and runtime dir; idempotent. A new session or linger cancels a pending stop."""
+        self._cancel("stop-delay")
+        if self.started and not self.stopping:
+            return
+        if self.stopping:
+            # A login while the user was stopping revives it, as logind's user_start() does.
+            self.stopping = False
+            self.sigkill_at = None
+            self._cancel("sigkill")
+        ports = self.ctx.ports
+        ports.cgroups.create(self.slice)
+        self.runtime_path = ports.userfiles.create_runtime_dir(self.account)
+        self.timestamp = ports.clock.now()
+        self.started = True
+        ports.cgroups.watch_empty(self.slice, self._on_slice_event)
+        self.save()
+
+    def resume(self) -> None:
+        self.ctx.ports.cgroups.watch_empty(self.slice, self._on_slice_event)
+        if self.stopping and self.sigkill_at is not None:
+            self._arm("sigkill", max(0.0, self.sigkill_at - self.ctx.ports.clock.now()),
+                      self._on_sigkill_timeout)
+
+    def add_session(self, session: Session) -> None:
+        self.sessions[session.id] = session
+        self._cancel("stop-delay")
+
+    def remove_session(self, session: Session) -> None:
+        """The session was finalized; with none left, count down UserStopDelaySec=."""
+        self.sessions.pop(session.id, None)
+        self.gc()
+
+    def gc(self) -> None:
+        if self.finalized or self.sessions:
+            return
+        if self.stopping:
+            self._try_finalize()
+            return
+        if self.lingering:
+            return
+        delay = self.ctx.config.user_stop_delay_sec
+        if delay == float("inf"):
+            return
+        if "stop-delay" not in self._timers:
+            self._arm("stop-delay", delay, self._on_stop_delay)
+
+    def _on_stop_delay(self) -> None:
+        self._timers.pop("stop-delay", None)
+        if not self.sessions and not self.lingering:
+            self.stop(force=False)
+
+    def stop(self, force: bool) -> None:
+        """Stop every session (forced for terminate-user), then the user's own units."""
+        from logoutd.core.sessions import StopCause
+
+        self._cancel("stop-delay")
+        for session in list(self.sessions.values()):
+            if force:
+                session.stop(StopCause.TERMINATE, force=True)
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stop_forced = force
+        cgroups = self.ctx.ports.cgroups
+        if cgroups.exists(self.service):
+            count = cgroups.signal_all(self.service, (signal.SIGTERM, signal.SIGCONT))
+            if count:
+                log.info("User %s: sent SIGTERM to %d processes of its units.", self.name, count)
+            if cgroups.is_populated(self.service):
+                timeout = self.ctx.config.user_stop_timeout_sec
+                self.sigkill_at = self.ctx.ports.clock.now() + timeout
+                self._arm("sigkill", timeout, self._on_sigkill_timeout)
+        self.term_sent = True
+        self.save()
+        self._try_finalize()
+
+    def _on_sigkill_timeout(self) -> None:
+        self._timers.pop("sigkill", None)
+        if not self.finalized and self.ctx.ports.cgroups.exists(self.service):
+            log.info("User %s: stop timed out, killing what is left.", self.name)
+            self.ctx.ports.cgroups.kill(self.service)
+        self._try_finalize()
+
+    def _on_slice_event(self) -> None:
+        if not self.finalized:
+            if self.stopping:
+                self._try_finalize()
+            for session in list(self.sessions.values()):
+                session.gc()
+
+    def _try_finalize(self) -> None:
+        cgroups = self.ctx.ports.cgroups
+        if self.finalized or self.sessions or cgroups.is_populated(self.slice):
+            return
+        self.finalize()
+
+    def finalize(self) -> None:
+        """Remove runtime dir, IPC objects (non-system users), slice and state."""
+        ports = self.ctx.ports
+        if not ports.cgroups.remove(self.slice):
+            return
+        self.finalized = True
+        for name in list(self._timers):
+            self._cancel(name)
+        ports.cgroups.unwatch(self.slice)
+        ports.userfiles.remove_runtime_dir(self.uid)
+        if self.ctx.config.remove_ipc and self.uid > SYSTEM_UID_MAX:
+            removed = ports.userfiles.remove_ipc(self.uid)
+            if removed:
+                log.info("User %s: removed %d IPC objects.", self.name, removed)
+        ports.store.remove("users", str(self.uid))
+        log.info("User %s logged out.", self.name)
+        self.ctx.on_user_removed(self)
+
+    def _arm(self, name: str, delay: float, callback: Any) -> None:
+        self._cancel(name)
+        self._timers[name] = self.ctx.ports.clock.call_later(delay, callback)
+
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "gid": self.account.gid,
+            "name": self.name,
+            "home": self.account.home,
+            "runtime_path": self.runtime_path,
+            "timestamp": self.timestamp,
+            "stopping": self.stopping,
+            "stop_forced": self.stop_forced,
+            "sigkill_at": self.sigkill_at,
+        }
+
+    def save(self) -> None:
+        if not self.finalized:
+            self.ctx.ports.store.save("users", str(self.uid), self.to_record())

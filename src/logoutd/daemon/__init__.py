@@ -1,0 +1,1 @@
+"""The daemon: command line, event loop, signals."""

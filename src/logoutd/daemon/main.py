@@ -1,0 +1,91 @@
+"""`logoutd`: the daemon in the foreground (init systems supervise it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from logoutd import __version__
+from logoutd.config.parse import load_config
+from logoutd.core.manager import Manager
+from logoutd.daemon.runtime import Runtime
+from logoutd.errors import LogoutdError
+from logoutd.paths import Paths
+from logoutd.system.cgroups import find_cgroup2_mount
+
+log = logging.getLogger("logoutd")
+HOOK_PATH = Path("/usr/local/bin/logoutd-pam")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logoutd",
+        description="Track every login session in its own cgroup; end it at logout.",
+        epilog="Subcommand: `logoutd install-pam-hook [--dest PATH]` installs the PAM hook.",
+    )
+    parser.add_argument("--version", action="version", version=f"logoutd {__version__}")
+    parser.add_argument("--root", type=Path, default=Path("/"),
+                        help="prefix for the logind.conf lookup (default /)")
+    parser.add_argument("--cgroup-root", type=Path,
+                        help="cgroup2 directory to manage (default: the cgroup2 mount)")
+    parser.add_argument("--runtime-dir", type=Path, default=Path("/run/logoutd"),
+                        help="socket and live state (default /run/logoutd)")
+    parser.add_argument("--state-dir", type=Path, default=Path("/var/lib/logoutd"),
+                        help="linger flags and the session id counter (default /var/lib/logoutd)")
+    parser.add_argument("--user-runtime-root", type=Path, default=Path("/run/user"),
+                        help="where runtime dirs are made (default /run/user)")
+    parser.add_argument("--socket", type=Path, help="API socket (default RUNTIME_DIR/api.sock)")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["install-pam-hook"]:
+        from logoutd.pam.install import main as install_main
+
+        return install_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format=f"logoutd[{os.getpid()}]: %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        cgroup_root = args.cgroup_root or find_cgroup2_mount()
+        paths = Paths(root=args.root, cgroup_root=cgroup_root, runtime_dir=args.runtime_dir,
+                      state_dir=args.state_dir, user_runtime_root=args.user_runtime_root,
+                      socket=args.socket)
+        result = load_config(paths.root)
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        if result.fatal is not None:
+            log.warning("Failed to parse config file, using what was read before: %s", result.fatal)
+        runtime = Runtime(paths, result)
+        return asyncio.run(runtime.run(ready=lambda m: _announce(paths, m)))
+    except LogoutdError as e:
+        print(f"logoutd: {e.message}", file=sys.stderr)
+        return e.exit_status
+    except PermissionError as e:
+        print(f"logoutd: {e.filename}: permission denied (logoutd runs as root).", file=sys.stderr)
+        return 4
+    except KeyboardInterrupt:
+        return 0
+
+
+def _announce(paths: Paths, manager: Manager) -> None:
+    config = manager.config
+    log.info("logoutd %s managing %s/user.slice; API socket %s.", __version__,
+             paths.cgroup_root, paths.socket_path)
+    log.info("KillUserProcesses=%s, SessionStopTimeoutSec=%gs, UserStopDelaySec=%gs; "
+             "%d sessions and %d users restored.", config.kill_user_processes,
+             config.session_stop_timeout_sec, config.user_stop_delay_sec,
+             len(manager.sessions), len(manager.users))
+    socket_arg = "" if paths.socket_path == Path("/run/logoutd/api.sock") else \
+        f" --socket {paths.socket_path}"
+    log.info("Enable it with this PAM line (e.g. in /etc/pam.d/common-session):")
+    log.info("  session optional pam_exec.so quiet seteuid %s%s", HOOK_PATH, socket_arg)

@@ -1,0 +1,129 @@
+"""The asyncio runtime around the core: clock, watchers, signals, the socket server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from logoutd.api.server import ApiServer
+from logoutd.api.service import DaemonInfo, Service
+from logoutd.config.parse import ConfigResult, load_config
+from logoutd.core.context import Ports
+from logoutd.core.manager import Manager
+from logoutd.paths import Paths
+from logoutd.system.accounts import UserDb, UserFiles
+from logoutd.system.cgroups import CgroupTree
+from logoutd.system.inotify import Inotify
+from logoutd.system.procfs import ProcessTable
+from logoutd.system.statefiles import StateStore
+
+log = logging.getLogger("logoutd")
+
+
+class LoopClock:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def now(self) -> float:
+        return time.time()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return self._loop.call_later(delay, _guarded(callback))
+
+
+def _guarded(callback: Callable[[], None]) -> Callable[[], None]:
+    """Run a core callback; an error is logged loudly with its traceback and the daemon goes on."""
+
+    def run() -> None:
+        try:
+            callback()
+        except Exception:
+            log.exception("Internal error in %s", getattr(callback, "__qualname__", callback))
+
+    return run
+
+
+class GuardedProcessTable(ProcessTable):
+    def watch_exit(self, ref: Any, callback: Callable[[], None]) -> None:
+        super().watch_exit(ref, _guarded(callback))
+
+
+class GuardedCgroupTree(CgroupTree):
+    def watch_empty(self, path: str, callback: Callable[[], None]) -> None:
+        super().watch_empty(path, _guarded(callback))
+
+
+@dataclass
+class Runtime:
+    paths: Paths
+    config_result: ConfigResult
+
+    async def run(self, ready: Callable[[Manager], None] | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        _raise_fd_limit()
+        inotify = Inotify()
+        loop.add_reader(inotify.fd, _guarded(inotify.dispatch))
+        processes = GuardedProcessTable(loop)
+        store = StateStore(self.paths.runtime_dir, self.paths.state_dir)
+        ports = Ports(
+            clock=LoopClock(loop),
+            processes=processes,
+            cgroups=GuardedCgroupTree(self.paths.cgroup_root, inotify),
+            store=store,
+            userdb=UserDb(),
+            userfiles=UserFiles(self.paths.user_runtime_root, self.paths.linger_dir,
+                                self.config_result.config.runtime_directory_size),
+        )
+        manager = Manager(ports, self.config_result.config)
+        manager.restore()
+        manager.start_lingering_users()
+        info = DaemonInfo(
+            reload=lambda: self.reload(manager),
+            config_files=lambda: list(self.config_result.files),
+            cgroup_root=str(self.paths.cgroup_root),
+        )
+        server = ApiServer(Service(manager, info), self.paths.socket_path)
+        await server.start()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, lambda: self.reload(manager))
+        for signo in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signo, stop.set)
+        if ready is not None:
+            ready(manager)
+        await stop.wait()
+        log.info("Stopping; %d sessions stay as they are and are picked up at the next start.",
+                 len(manager.sessions))
+        await server.close()
+        loop.remove_reader(inotify.fd)
+        processes.close()
+        inotify.close()
+        return 0
+
+    def reload(self, manager: Manager) -> dict[str, Any]:
+        """SIGHUP / `logoutctl reload`: a reload that hits a fatal error keeps the old config."""
+        result = load_config(self.paths.root)
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        if result.fatal is not None:
+            log.warning("Config reload failed, keeping the previous configuration: %s",
+                        result.fatal)
+            return {"reloaded": False, "error": str(result.fatal),
+                    "warnings": [str(w) for w in result.warnings]}
+        self.config_result = result
+        manager.set_config(result.config)
+        log.info("Config file reloaded.")
+        return {"reloaded": True, "files": list(result.files),
+                "warnings": [str(w) for w in result.warnings]}
+
+
+def _raise_fd_limit() -> None:
+    """One pidfd per session leader: lift the soft fd limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -1,0 +1,95 @@
+"""The domain errors. Each has a stable `code` used on the wire and an exit status for the CLI."""
+
+from __future__ import annotations
+
+
+class LogoutdError(Exception):
+    """Base of every error logoutd reports to a caller."""
+
+    code = "failed"
+    exit_status = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(LogoutdError):
+    code = "invalid_argument"
+    exit_status = 2
+
+
+class AccessDenied(LogoutdError):
+    code = "access_denied"
+    exit_status = 4
+
+
+class NoSuchSession(LogoutdError):
+    code = "no_such_session"
+    exit_status = 5
+
+
+class NoSuchUser(LogoutdError):
+    code = "no_such_user"
+    exit_status = 6
+
+
+class SessionBusy(LogoutdError):
+    """The leader already runs inside a user slice (su/sudo within a session)."""
+
+    code = "session_busy"
+    exit_status = 7
+
+
+class LimitsExceeded(LogoutdError):
+    code = "limits_exceeded"
+    exit_status = 8
+
+
+class ProcessGone(LogoutdError):
+    """A pid named in a request has exited (or was reused) — a race, not a crash."""
+
+    code = "no_such_process"
+    exit_status = 9
+
+
+class NotRunning(LogoutdError):
+    """The daemon could not be reached."""
+
+    code = "not_running"
+    exit_status = 10
+
+
+class ProtocolError(LogoutdError):
+    code = "protocol_error"
+    exit_status = 11
+
+
+class CgroupError(LogoutdError):
+    """The cgroup tree refused an operation (missing mount, EBUSY, permissions)."""
+
+    code = "cgroup_error"
+    exit_status = 12
+
+
+ERRORS_BY_CODE: dict[str, type[LogoutdError]] = {
+    cls.code: cls
+    for cls in (
+        LogoutdError,
+        InvalidArgument,
+        AccessDenied,
+        NoSuchSession,
+        NoSuchUser,
+        SessionBusy,
+        LimitsExceeded,
+        ProcessGone,
+        NotRunning,
+        ProtocolError,
+        CgroupError,
+    )
+}
+
+
+def error_from_wire(code: str, message: str) -> LogoutdError:
+    """Rebuild the domain error a server answered with (unknown codes map to the base class)."""
+    return ERRORS_BY_CODE.get(code, LogoutdError)(message)

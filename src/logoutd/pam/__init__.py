@@ -1,0 +1,1 @@
+"""The PAM hook (stdlib only) and its installer."""

@@ -1,0 +1,33 @@
+"""Install the PAM hook as a stand-alone script that starts with `python3 -I -S`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+DEFAULT_DEST = Path("/usr/local/bin/logoutd-pam")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def install_hook(dest: Path = DEFAULT_DEST, python: str = SYSTEM_PYTHON) -> None:
+    """Write the hook to dest (atomically), with a shebang that skips site and user paths."""
+    source = (Path(__file__).parent / "hook.py").read_text()
+    body = source.split("\n", 1)[1] if source.startswith("#!") else source
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_text(f"#!{python} -IS\n{body}")  # one shebang argument: -IS
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, dest)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="logoutd install-pam-hook")
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
+    parser.add_argument("--python", default=SYSTEM_PYTHON,
+                        help="interpreter for the shebang (default /usr/bin/python3)")
+    args = parser.parse_args(argv)
+    install_hook(args.dest, args.python)
+    print(f"Installed {args.dest}. Enable it with:")
+    print(f"  session optional pam_exec.so quiet seteuid {args.dest}")
+    return 0

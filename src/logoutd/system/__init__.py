@@ -1,0 +1,1 @@
+"""The real implementations of the core's ports: cgroupfs, procfs, pidfds, state files."""

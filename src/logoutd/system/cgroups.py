@@ -1,0 +1,161 @@
+"""The managed cgroup2 subtree: create, move, signal, kill, watch for emptiness, remove."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from logoutd.errors import CgroupError, ProcessGone
+from logoutd.system.inotify import Inotify
+
+
+def find_cgroup2_mount(mounts: str = "/proc/mounts") -> Path:
+    """The cgroup2 mount point: /sys/fs/cgroup on unified hosts, …/unified on hybrid ones."""
+    with open(mounts) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] == "cgroup2":
+                return Path(fields[1].replace("\\040", " "))
+    raise CgroupError("No cgroup2 filesystem is mounted (see /proc/mounts); logoutd needs one.")
+
+
+def mount_of(path: Path, mounts: str = "/proc/mounts") -> Path:
+    """The cgroup2 mount that contains path (the longest matching mount point)."""
+    best: Path | None = None
+    resolved = path.resolve()
+    with open(mounts) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] == "cgroup2":
+                mount = Path(fields[1].replace("\\040", " "))
+                inside = resolved == mount or mount in resolved.parents
+                if inside and (best is None or len(str(mount)) > len(str(best))):
+                    best = mount
+    if best is None:
+        raise CgroupError(f"{path} is not inside a cgroup2 filesystem.")
+    return best
+
+
+class CgroupTree:
+    """Paths given to methods are relative to the managed root ('user.slice/…')."""
+
+    def __init__(self, root: Path, inotify: Inotify | None = None) -> None:
+        if not (root / "cgroup.procs").exists():
+            raise CgroupError(f"{root} is not a cgroup2 directory.")
+        self.root = root
+        mount = mount_of(root)
+        rel = os.path.relpath(root.resolve(), mount)
+        self._root_in_mount = "/" if rel == "." else "/" + rel
+        self._inotify = inotify
+        self._watches: dict[str, int] = {}
+
+    @property
+    def root_in_mount(self) -> str:
+        return self._root_in_mount
+
+    def _dir(self, path: str) -> Path:
+        if path.startswith("/") or ".." in path.split("/"):
+            raise CgroupError(f"Refusing cgroup path outside the managed root: {path!r}")
+        return self.root / path
+
+    def create(self, path: str) -> None:
+        try:
+            self._dir(path).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CgroupError(f"Cannot create cgroup {self._dir(path)}: {e.strerror}") from e
+
+    def exists(self, path: str) -> bool:
+        return self._dir(path).is_dir()
+
+    def move(self, path: str, pid: int) -> None:
+        try:
+            with open(self._dir(path) / "cgroup.procs", "w") as f:
+                f.write(str(pid))
+        except ProcessLookupError:
+            raise ProcessGone(f"Process {pid} has exited.") from None
+        except OSError as e:
+            if e.errno == errno.ESRCH:
+                raise ProcessGone(f"Process {pid} has exited.") from None
+            raise CgroupError(f"Cannot move {pid} into {self._dir(path)}: {e.strerror}") from e
+
+    def _walk(self, path: str) -> list[Path]:
+        top = self._dir(path)
+        found = []
+        for dirpath, _dirs, _files in os.walk(top):
+            found.append(Path(dirpath))
+        return found
+
+    def pids(self, path: str) -> list[int]:
+        pids: list[int] = []
+        for directory in self._walk(path):
+            try:
+                with open(directory / "cgroup.procs", "rb") as f:
+                    pids.extend(int(x) for x in f.read().split())
+            except FileNotFoundError:
+                continue
+        return pids
+
+    def is_populated(self, path: str) -> bool:
+        try:
+            with open(self._dir(path) / "cgroup.events", "rb") as f:
+                return b"populated 1" in f.read()
+        except FileNotFoundError:
+            return False
+
+    def signal_all(self, path: str, signals: Sequence[int]) -> int:
+        """Signal every process; re-read cgroup.procs until a pass finds no new pid (forks)."""
+        me = os.getpid()
+        seen: set[int] = set()
+        while True:
+            new = [p for p in self.pids(path) if p not in seen and p > 1 and p != me]
+            if not new:
+                return len(seen)
+            for pid in new:
+                for signo in signals:
+                    try:
+                        os.kill(pid, signo)
+                    except ProcessLookupError:
+                        break
+            seen.update(new)
+
+    def kill(self, path: str) -> None:
+        try:
+            with open(self._dir(path) / "cgroup.kill", "w") as f:
+                f.write("1")
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise CgroupError(f"Cannot kill {self._dir(path)}: {e.strerror}") from e
+
+    def remove(self, path: str) -> bool:
+        for directory in sorted(self._walk(path), key=lambda d: len(d.parts), reverse=True):
+            try:
+                directory.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                if e.errno == errno.EBUSY:
+                    return False
+                raise CgroupError(f"Cannot remove {directory}: {e.strerror}") from e
+        return True
+
+    def children(self, path: str) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self._dir(path)) if e.is_dir())
+        except FileNotFoundError:
+            return []
+
+    def watch_empty(self, path: str, callback: Callable[[], None]) -> None:
+        if self._inotify is None or path in self._watches:
+            return
+        try:
+            self._watches[path] = self._inotify.add(str(self._dir(path) / "cgroup.events"), callback)
+        except FileNotFoundError:
+            callback()  # already gone: let the owner collect it
+
+    def unwatch(self, path: str) -> None:
+        wd = self._watches.pop(path, None)
+        if wd is not None and self._inotify is not None:
+            self._inotify.remove(wd)

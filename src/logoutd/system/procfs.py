@@ -1,0 +1,127 @@
+"""Processes seen through /proc and pinned with pidfds, so a reused pid is never acted on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+from collections.abc import Callable
+from pathlib import Path
+
+from logoutd.core.ports import ProcessInfo, ProcessRef
+from logoutd.errors import ProcessGone
+
+AUDIT_SESSION_UNSET = 4294967295
+
+
+def read_stat(pid: int, proc: Path = Path("/proc")) -> list[str]:
+    """Fields of /proc/PID/stat after the comm: index 0 is field 3 (state)."""
+    try:
+        data = (proc / str(pid) / "stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        raise ProcessGone(f"Process {pid} has exited.") from None
+    return data[data.rindex(b")") + 2 :].decode().split()
+
+
+def start_time(pid: int, proc: Path = Path("/proc")) -> int:
+    return int(read_stat(pid, proc)[19])  # field 22: starttime in clock ticks
+
+
+class ProcessTable:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, proc: Path = Path("/proc")):
+        self._loop = loop
+        self._proc = proc
+        self._fds: dict[ProcessRef, int] = {}
+
+    def pin(self, pid: int) -> ProcessRef:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            raise ProcessGone(f"Process {pid} does not exist.") from None
+        try:
+            # Read the start time *after* opening the pidfd: both then name the same process.
+            ref = ProcessRef(pid, start_time(pid, self._proc))
+        except BaseException:
+            os.close(fd)
+            raise
+        self._replace(ref, fd)
+        return ref
+
+    def repin(self, pid: int, start: int) -> ProcessRef | None:
+        try:
+            ref = self.pin(pid)
+        except ProcessGone:
+            return None
+        if ref.start_time != start:
+            self.release(ref)
+            return None
+        return ref
+
+    def _replace(self, ref: ProcessRef, fd: int) -> None:
+        old = self._fds.pop(ref, None)
+        if old is not None:
+            self._close(old)
+        self._fds[ref] = fd
+
+    def _close(self, fd: int) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(fd)
+        os.close(fd)
+
+    def release(self, ref: ProcessRef) -> None:
+        fd = self._fds.pop(ref, None)
+        if fd is not None:
+            self._close(fd)
+
+    def is_alive(self, ref: ProcessRef) -> bool:
+        fd = self._fds.get(ref)
+        if fd is None:
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return not poller.poll(0)  # a pidfd is readable once the process has exited
+
+    def watch_exit(self, ref: ProcessRef, callback: Callable[[], None]) -> None:
+        fd = self._fds.get(ref)
+        if fd is None or self._loop is None:
+            return
+        self._loop.add_reader(fd, callback)
+
+    def cgroup_of(self, pid: int) -> str:
+        try:
+            text = (self._proc / str(pid) / "cgroup").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            raise ProcessGone(f"Process {pid} has exited.") from None
+        for line in text.splitlines():
+            if line.startswith("0::"):
+                return line[3:]
+        return ""
+
+    def audit_session_id(self, pid: int) -> int | None:
+        try:
+            value = int((self._proc / str(pid) / "sessionid").read_text())
+        except (OSError, ValueError):
+            return None
+        return None if value in (0, AUDIT_SESSION_UNSET) else value
+
+    def describe(self, pid: int) -> ProcessInfo | None:
+        base = self._proc / str(pid)
+        try:
+            stat = read_stat(pid, self._proc)
+            comm = (base / "comm").read_text().rstrip("\n")
+            raw = (base / "cmdline").read_bytes()
+            uid = base.stat().st_uid
+        except (OSError, ProcessGone):
+            return None
+        cmdline = " ".join(a.decode(errors="replace") for a in raw.split(b"\0") if a)
+        return ProcessInfo(pid=pid, ppid=int(stat[1]), uid=uid, comm=comm, cmdline=cmdline)
+
+    def tty_idle_since(self, tty: str) -> float | None:
+        try:
+            return os.stat(f"/dev/{tty}").st_atime
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        for ref in list(self._fds):
+            self.release(ref)

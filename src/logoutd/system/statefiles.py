@@ -1,0 +1,74 @@
+"""Private state files, written atomically (temp file, fsync, rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("logoutd")
+HEADER = "# This is private data. Do not parse; use the API (logoutctl).\n"
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class StateStore:
+    """runtime_dir/<kind>/<key>.json for live objects; state_dir/session-counter for ids."""
+
+    def __init__(self, runtime_dir: Path, state_dir: Path) -> None:
+        self.runtime_dir = runtime_dir
+        self.state_dir = state_dir
+        for kind in ("sessions", "users"):
+            (runtime_dir / kind).mkdir(parents=True, exist_ok=True, mode=0o700)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+
+    def _path(self, kind: str, key: str) -> Path:
+        if "/" in key or key.startswith("."):
+            raise ValueError(f"bad state key {key!r}")
+        return self.runtime_dir / kind / f"{key}.json"
+
+    def save(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        write_atomic(self._path(kind, key), HEADER + json.dumps(record, sort_keys=True) + "\n")
+
+    def remove(self, kind: str, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(kind, key).unlink()
+
+    def load_all(self, kind: str) -> list[dict[str, Any]]:
+        records = []
+        for path in sorted((self.runtime_dir / kind).glob("*.json")):
+            try:
+                text = path.read_text()
+                body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+                record = json.loads(body)
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
+            except (OSError, ValueError) as e:
+                log.warning("%s: unreadable state file, ignoring it: %s", path, e)
+                continue
+            records.append(record)
+        return records
+
+    def reserve_counter(self, block: int) -> tuple[int, int]:
+        path = self.state_dir / "session-counter"
+        try:
+            first = int(path.read_text().strip() or "1")
+        except FileNotFoundError:
+            first = 1
+        except ValueError:
+            log.warning("%s: unreadable session counter, starting from 1.", path)
+            first = 1
+        write_atomic(path, f"{first + block}\n", mode=0o644)
+        return first, first + block

@@ -1,0 +1,287 @@
+"""In-memory fakes of the core's ports, for unit tests of the pure core (no root, no kernel)."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from logoutd.core.ports import Account, ProcessInfo, ProcessRef
+from logoutd.errors import ProcessGone
+
+
+@dataclass
+class FakeTimer:
+    when: float
+    callback: Callable[[], None]
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.time = start
+        self._queue: list[tuple[float, int, FakeTimer]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self.time
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> FakeTimer:
+        timer = FakeTimer(self.time + delay, callback)
+        heapq.heappush(self._queue, (timer.when, next(self._seq), timer))
+        return timer
+
+    def advance(self, seconds: float) -> None:
+        end = self.time + seconds
+        while self._queue and self._queue[0][0] <= end:
+            when, _, timer = heapq.heappop(self._queue)
+            self.time = max(self.time, when)
+            if not timer.cancelled:
+                timer.callback()
+        self.time = end
+
+    def pending(self) -> int:
+        return sum(1 for _, _, t in self._queue if not t.cancelled)
+
+
+@dataclass
+class FakeProcess:
+    pid: int
+    uid: int = 1000
+    cgroup: str = "/"
+    start_time: int = 1
+    ignores: set[int] = field(default_factory=set)
+    alive: bool = True
+    received: list[int] = field(default_factory=list)
+    sessionid: int | None = None
+
+
+class World:
+    """Processes and a cgroup tree that agree with each other; signals really 'kill'."""
+
+    def __init__(self, root_in_mount: str = "/") -> None:
+        self.procs: dict[int, FakeProcess] = {}
+        self.root_in_mount = root_in_mount
+        self.dirs: set[str] = set()
+        self._next_pid = 100
+        self.exit_watchers: dict[int, Callable[[], None]] = {}
+        self.empty_watchers: dict[str, Callable[[], None]] = {}
+
+    def spawn(self, uid: int = 1000, cgroup: str | None = None, ignores: Sequence[int] = (),
+              sessionid: int | None = None) -> FakeProcess:
+        self._next_pid += 1
+        proc = FakeProcess(self._next_pid, uid, cgroup or self.root_in_mount, ignores=set(ignores),
+                           sessionid=sessionid)
+        self.procs[proc.pid] = proc
+        return proc
+
+    def abs(self, path: str) -> str:
+        return self.root_in_mount.rstrip("/") + "/" + path
+
+    def exit(self, pid: int, notify: bool = True) -> None:
+        proc = self.procs[pid]
+        if not proc.alive:
+            return
+        proc.alive = False
+        old = proc.cgroup
+        if notify:
+            callback = self.exit_watchers.pop(pid, None)
+            if callback:
+                callback()
+            for path, cb in list(self.empty_watchers.items()):
+                if old == self.abs(path) or old.startswith(self.abs(path) + "/"):
+                    cb()
+
+    def members(self, path: str) -> list[FakeProcess]:
+        prefix = self.abs(path)
+        return [p for p in self.procs.values()
+                if p.alive and (p.cgroup == prefix or p.cgroup.startswith(prefix + "/"))]
+
+
+class FakeProcesses:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.pinned: set[ProcessRef] = set()
+
+    def pin(self, pid: int) -> ProcessRef:
+        proc = self.world.procs.get(pid)
+        if proc is None or not proc.alive:
+            raise ProcessGone(f"Process {pid} does not exist.")
+        ref = ProcessRef(pid, proc.start_time)
+        self.pinned.add(ref)
+        return ref
+
+    def repin(self, pid: int, start_time: int) -> ProcessRef | None:
+        proc = self.world.procs.get(pid)
+        if proc is None or not proc.alive or proc.start_time != start_time:
+            return None
+        return self.pin(pid)
+
+    def release(self, ref: ProcessRef) -> None:
+        self.pinned.discard(ref)
+        self.world.exit_watchers.pop(ref.pid, None)
+
+    def is_alive(self, ref: ProcessRef) -> bool:
+        proc = self.world.procs.get(ref.pid)
+        return proc is not None and proc.alive and proc.start_time == ref.start_time
+
+    def watch_exit(self, ref: ProcessRef, callback: Callable[[], None]) -> None:
+        self.world.exit_watchers[ref.pid] = callback
+
+    def cgroup_of(self, pid: int) -> str:
+        proc = self.world.procs.get(pid)
+        if proc is None or not proc.alive:
+            raise ProcessGone(f"Process {pid} has exited.")
+        return proc.cgroup
+
+    def audit_session_id(self, pid: int) -> int | None:
+        proc = self.world.procs.get(pid)
+        return proc.sessionid if proc else None
+
+    def describe(self, pid: int) -> ProcessInfo | None:
+        proc = self.world.procs.get(pid)
+        if proc is None or not proc.alive:
+            return None
+        return ProcessInfo(pid, 1, proc.uid, "sleep", "sleep 1000")
+
+    def tty_idle_since(self, tty: str) -> float | None:
+        return self.tty_atimes.get(tty) if hasattr(self, "tty_atimes") else None
+
+
+class FakeCgroups:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.signals: list[tuple[int, int]] = []
+        self.kills: list[str] = []
+        self.remove_calls: list[str] = []
+
+    @property
+    def root_in_mount(self) -> str:
+        return self.world.root_in_mount
+
+    def create(self, path: str) -> None:
+        parts = path.split("/")
+        for i in range(1, len(parts) + 1):
+            self.world.dirs.add("/".join(parts[:i]))
+
+    def exists(self, path: str) -> bool:
+        return path in self.world.dirs
+
+    def move(self, path: str, pid: int) -> None:
+        proc = self.world.procs.get(pid)
+        if proc is None or not proc.alive:
+            raise ProcessGone(f"Process {pid} has exited.")
+        proc.cgroup = self.world.abs(path)
+
+    def pids(self, path: str) -> list[int]:
+        return [p.pid for p in self.world.members(path)]
+
+    def is_populated(self, path: str) -> bool:
+        return bool(self.world.members(path))
+
+    def signal_all(self, path: str, signals: Sequence[int]) -> int:
+        members = self.world.members(path)
+        for proc in members:
+            for signo in signals:
+                self.signals.append((proc.pid, signo))
+                proc.received.append(signo)
+                if signo in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT) and signo not in proc.ignores:
+                    self.world.exit(proc.pid, notify=False)
+                    break
+        self._notify(path)
+        return len(members)
+
+    def kill(self, path: str) -> None:
+        self.kills.append(path)
+        for proc in self.world.members(path):
+            self.world.exit(proc.pid, notify=False)
+        self._notify(path)
+
+    def _notify(self, path: str) -> None:
+        """Deliver exits the way the runtime would: later, from the event loop (here: now)."""
+        for pid, callback in list(self.world.exit_watchers.items()):
+            if not self.world.procs[pid].alive:
+                del self.world.exit_watchers[pid]
+                callback()
+        for watched, callback in list(self.world.empty_watchers.items()):
+            if not self.world.members(watched):
+                callback()
+
+    def remove(self, path: str) -> bool:
+        self.remove_calls.append(path)
+        if self.world.members(path):
+            return False
+        self.world.dirs = {d for d in self.world.dirs if d != path and not d.startswith(path + "/")}
+        return True
+
+    def children(self, path: str) -> list[str]:
+        depth = path.count("/") + 1
+        return sorted(d.split("/")[-1] for d in self.world.dirs
+                      if d.startswith(path + "/") and d.count("/") == depth)
+
+    def watch_empty(self, path: str, callback: Callable[[], None]) -> None:
+        self.world.empty_watchers[path] = callback
+
+    def unwatch(self, path: str) -> None:
+        self.world.empty_watchers.pop(path, None)
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str], dict[str, Any]] = {}
+        self.counter = 1
+
+    def save(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        self.data[(kind, key)] = dict(record)
+
+    def remove(self, kind: str, key: str) -> None:
+        self.data.pop((kind, key), None)
+
+    def load_all(self, kind: str) -> list[dict[str, Any]]:
+        return [dict(v) for (k, _), v in sorted(self.data.items()) if k == kind]
+
+    def reserve_counter(self, block: int) -> tuple[int, int]:
+        first = self.counter
+        self.counter += block
+        return first, first + block
+
+
+class FakeUserDb:
+    def __init__(self, accounts: Sequence[Account] = ()) -> None:
+        self.accounts = {a.uid: a for a in accounts}
+
+    def by_uid(self, uid: int) -> Account | None:
+        return self.accounts.get(uid)
+
+    def by_name(self, name: str) -> Account | None:
+        return next((a for a in self.accounts.values() if a.name == name), None)
+
+
+class FakeUserFiles:
+    def __init__(self) -> None:
+        self.runtime_dirs: set[int] = set()
+        self.linger: set[str] = set()
+        self.ipc_removed: list[int] = []
+
+    def create_runtime_dir(self, account: Account) -> str:
+        self.runtime_dirs.add(account.uid)
+        return f"/run/user/{account.uid}"
+
+    def remove_runtime_dir(self, uid: int) -> None:
+        self.runtime_dirs.discard(uid)
+
+    def is_lingering(self, name: str) -> bool:
+        return name in self.linger
+
+    def lingering_names(self) -> list[str]:
+        return sorted(self.linger)
+
+    def remove_ipc(self, uid: int) -> int:
+        self.ipc_removed.append(uid)
+        return 0
