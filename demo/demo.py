@@ -40,6 +40,7 @@ def alive(pid: int) -> bool:
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on SIGTERM too
     if os.geteuid() != 0:
         print("make demo must run as root (it creates a user and a PAM service).", file=sys.stderr)
         return 1
@@ -84,13 +85,18 @@ def main() -> int:
             "( setsid sh -c 'trap \"\" HUP; exec sleep 1001' >/dev/null 2>&1 & echo $! >> PIDS ); "
             "sleep 2"
         ).replace("PIDS", str(pids))
+        pids.touch(mode=0o666)
+        pids.chmod(0o666)  # the demo user writes the pids it leaves behind
         pam_su = tmp / "su-l"
         pam_su.write_text(pam_file.read_text())
         login = subprocess.Popen([
             "unshare", "--mount", "--propagation", "private", "sh", "-c",
             f"mount --bind {pam_su} /etc/pam.d/su-l && exec su -l {USER} -c \"$0\"", script,
         ])
-        while not pids.exists() or len(pids.read_text().split()) < 2:
+        deadline = time.monotonic() + 10
+        while len(pids.read_text().split()) < 2:
+            if login.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the login did not start its processes")
             time.sleep(0.05)
         left = [int(p) for p in pids.read_text().split()]
         time.sleep(0.3)

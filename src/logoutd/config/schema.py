@@ -357,6 +357,22 @@ def parse_tmpfs_size(text: str) -> str:
     return text
 
 
+def tmpfs_size_bytes(text: str, physical_memory: int, page_size: int = 4096) -> int:
+    """What logind mounts for RuntimeDirectorySize=`text` (already validated): bytes, page-aligned.
+
+    The kernel's size= takes neither "1.5G", "10.5%", "‰" nor "1G 512M"; this number it takes.
+    """
+    try:
+        permyriad = _parse_permyriad(text)
+    except _Errno:
+        permyriad = 0
+    if permyriad == 10000:
+        return physical_memory
+    if permyriad > 0:  # physical_memory_scale(): whole pages, rounded down
+        return physical_memory // page_size * permyriad // 10000 * page_size
+    return -(-_parse_size(text) // page_size) * page_size  # PAGE_ALIGN()
+
+
 # --- enums, paths, names -------------------------------------------------------------------
 
 HANDLE_ACTIONS = frozenset(

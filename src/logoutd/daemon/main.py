@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        cgroup_root = args.cgroup_root or find_cgroup2_mount()
+        cgroup_root = args.cgroup_root or _default_cgroup_root()
         paths = Paths(root=args.root, cgroup_root=cgroup_root, runtime_dir=args.runtime_dir,
                       state_dir=args.state_dir, user_runtime_root=args.user_runtime_root,
                       socket=args.socket)
@@ -75,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     except KeyboardInterrupt:
         return 0
+
+
+def _default_cgroup_root() -> Path:
+    """The cgroup2 mount itself, unless systemd (PID 1) owns it: then a subtree must be given."""
+    if Path("/run/systemd/system").is_dir():
+        raise LogoutdError(
+            "systemd is PID 1 here and owns the cgroup tree: pass --cgroup-root pointing into "
+            "logoutd's delegated subtree (see docs/install.md), or use systemd-logind itself."
+        )
+    return find_cgroup2_mount()
 
 
 def _announce(paths: Paths, manager: Manager) -> None:
