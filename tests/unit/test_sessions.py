@@ -273,3 +273,15 @@ def test_counter_ids_survive_restart(core: Core) -> None:
     core.restart()
     session, _ = open_session(core)
     assert session.id != "c1"
+
+
+def test_infinite_stop_timeout_never_sigkills() -> None:
+    core = make_core(Config(session_stop_timeout_sec=float("inf"), release_timeout_sec=float("inf")))
+    session, leader = open_session(core)
+    stubborn = core.world.spawn(cgroup=leader.cgroup, ignores=[signal.SIGTERM, signal.SIGHUP])
+    session.release()
+    core.clock.advance(10**9)
+    assert not session.stopping
+    core.world.exit(leader.pid)
+    core.clock.advance(10**9)
+    assert stubborn.alive and not core.cgroups.kills and core.clock.pending() == 0

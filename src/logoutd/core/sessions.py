@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import os
 import signal
 from dataclasses import dataclass, field
@@ -165,8 +166,8 @@ class Session:
         self.term_sent = True
         if signalled:
             log.info("Session %s: sent SIGTERM, SIGCONT, SIGHUP to %d processes.", self.id, signalled)
-        if cgroups.is_populated(self.scope):
-            timeout = self.ctx.config.session_stop_timeout_sec
+        timeout = self.ctx.config.session_stop_timeout_sec
+        if cgroups.is_populated(self.scope) and timeout != math.inf:
             self.sigkill_at = self.ctx.ports.clock.now() + timeout
             self._arm_sigkill(timeout)
         self.save()
@@ -263,7 +264,7 @@ class Session:
 
     def _arm_idle_timer(self) -> None:
         limit = self.ctx.config.stop_idle_session_sec
-        if limit != float("inf"):
+        if limit != math.inf:
             self._arm("idle", limit, self._on_idle_timer)
 
     def _on_idle_timer(self) -> None:
@@ -283,6 +284,8 @@ class Session:
 
     def _arm(self, name: str, delay: float, callback: Any) -> None:
         self._cancel(name)
+        if delay == math.inf:
+            return  # "infinity": never
         self._timers[name] = self.ctx.ports.clock.call_later(delay, callback)
 
     def _cancel(self, name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -118,7 +119,7 @@ class User:
         if self.lingering:
             return
         delay = self.ctx.config.user_stop_delay_sec
-        if delay == float("inf"):
+        if delay == math.inf:
             return
         if "stop-delay" not in self._timers:
             self._arm("stop-delay", delay, self._on_stop_delay)
@@ -145,8 +146,8 @@ class User:
             count = cgroups.signal_all(self.service, (signal.SIGTERM, signal.SIGCONT))
             if count:
                 log.info("User %s: sent SIGTERM to %d processes of its units.", self.name, count)
-            if cgroups.is_populated(self.service):
-                timeout = self.ctx.config.user_stop_timeout_sec
+            timeout = self.ctx.config.user_stop_timeout_sec
+            if cgroups.is_populated(self.service) and timeout != math.inf:
                 self.sigkill_at = self.ctx.ports.clock.now() + timeout
                 self._arm("sigkill", timeout, self._on_sigkill_timeout)
         self.term_sent = True
@@ -193,6 +194,8 @@ class User:
 
     def _arm(self, name: str, delay: float, callback: Any) -> None:
         self._cancel(name)
+        if delay == math.inf:
+            return  # "infinity": never
         self._timers[name] = self.ctx.ports.clock.call_later(delay, callback)
 
     def _cancel(self, name: str) -> None:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from logoutd.config.schema import tmpfs_size_bytes
 from logoutd.core.ports import Account
 
 log = logging.getLogger("logoutd")
@@ -49,7 +50,9 @@ class UserFiles:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o755)
         path.mkdir(mode=0o700, exist_ok=True)
         if self.tmpfs and not os.path.ismount(path):
-            options = f"mode=0700,uid={account.uid},gid={account.gid},size={self.tmpfs_size}"
+            page = os.sysconf("SC_PAGE_SIZE")
+            size = tmpfs_size_bytes(self.tmpfs_size, page * os.sysconf("SC_PHYS_PAGES"), page)
+            options = f"mode=0700,uid={account.uid},gid={account.gid},size={size}"
             result = subprocess.run(
                 ["mount", "-t", "tmpfs", "-o", f"nosuid,nodev,{options}", "tmpfs", str(path)],
                 capture_output=True, text=True, check=False,

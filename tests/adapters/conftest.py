@@ -1,0 +1,65 @@
+"""The socket server and logoutctl, in-process, over a manager on fakes (no root needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from logoutd.api.server import ApiServer
+from logoutd.api.service import DaemonInfo, Service
+from tests.unit.conftest import Core, make_core
+
+
+@dataclass
+class Served:
+    core: Core
+    socket: Path
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Run fn on the server's loop thread (the core is single-threaded)."""
+        future: asyncio.Future[object] = asyncio.run_coroutine_threadsafe(_call(fn, *args), self.loop)
+        return future.result(5)
+
+
+async def _call(fn, *args):  # type: ignore[no-untyped-def]
+    return fn(*args)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    core = make_core()
+    reloads: list[int] = []
+    info = DaemonInfo(reload=lambda: {"reloaded": True, "count": reloads.append(1) or len(reloads)},
+                      config_files=lambda: [], cgroup_root=str(tmp_path / "cg"))
+    # A world-traversable dir: tests connect as other uids too (pytest's tmp_path is 0700).
+    sock_dir = Path(tempfile.mkdtemp(prefix="logoutd-test-"))
+    sock_dir.chmod(0o755)
+    path = sock_dir / "api.sock"
+    loop = asyncio.new_event_loop()
+    server = ApiServer(Service(core.manager, info), path)
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(5)
+    try:
+        yield Served(core, path, loop)
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        shutil.rmtree(sock_dir, ignore_errors=True)
