@@ -8,8 +8,8 @@ waits more than the timeout because of logoutd: every path exits 0.
     session optional pam_exec.so quiet seteuid /usr/local/bin/logoutd-pam [--socket P] [--timeout S]
 """
 
+import _socket  # the C module: `socket` drags in enum and selectors (~5 ms per login)
 import os
-import socket
 import sys
 import time
 
@@ -50,7 +50,7 @@ def _warn(message: str) -> None:
 def _call(path: str, payload: bytes, timeout: float) -> bytes:
     """Send one request, return the answer line; raises OSError (incl. timeouts)."""
     deadline = time.monotonic() + timeout
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         sock.connect(path)
