@@ -49,6 +49,7 @@ class Manager:
         self.ctx = Context(ports, config, self._session_removed, self._user_removed)
         self.sessions: dict[str, Session] = {}
         self.users: dict[int, User] = {}
+        self._by_leader: dict[int, Session] = {}  # release_session looks up by leader pid
         self._counter = (0, 0)
 
     @property
@@ -92,13 +93,11 @@ class Manager:
                 class_=class_,
                 timestamp=self.ports.clock.now(),
             )
-            self.sessions[session.id] = session
-            user.add_session(session)
+            self._add(session)
             try:
                 session.start()
             except Exception:
-                self.sessions.pop(session.id, None)
-                user.sessions.pop(session.id, None)
+                self._forget(session)
                 user.gc()
                 raise
         except BaseException:
@@ -159,10 +158,8 @@ class Manager:
         return self.sessions.get(match.group(1)) if match else None
 
     def session_by_leader(self, pid: int) -> Session | None:
-        for session in self.sessions.values():
-            if session.leader_pid == pid and not session.finalized:
-                return session
-        return None
+        session = self._by_leader.get(pid)
+        return session if session is not None and not session.finalized else None
 
     def get_user(self, uid: int) -> User:
         user = self.users.get(uid)
@@ -183,9 +180,21 @@ class Manager:
 
     # -- callbacks from sessions and users ----------------------------------------------
 
-    def _session_removed(self, session: Session) -> None:
+    def _add(self, session: Session) -> None:
+        self.sessions[session.id] = session
+        if session.leader_pid:
+            self._by_leader[session.leader_pid] = session
+        session.user.add_session(session)
+
+    def _forget(self, session: Session) -> None:
         if self.sessions.get(session.id) is session:
             del self.sessions[session.id]
+        if self._by_leader.get(session.leader_pid) is session:
+            del self._by_leader[session.leader_pid]
+        session.user.sessions.pop(session.id, None)
+
+    def _session_removed(self, session: Session) -> None:
+        self._forget(session)
         session.user.remove_session(session)
 
     def _user_removed(self, user: User) -> None:
@@ -283,8 +292,7 @@ class Manager:
             if leader is not None:
                 self.ports.processes.release(leader)
             return
-        self.sessions[session_id] = session
-        user.add_session(session)
+        self._add(session)
 
     def _adopt_orphan_scopes(self) -> None:
         """Scopes with no saved session (a crash before the first save): stop them unforced."""
@@ -308,8 +316,7 @@ class Manager:
                 session = Session(ctx=self.ctx, user=user, id=scope.group(1), leader_pid=0,
                                   started=True, timestamp=self.ports.clock.now())
                 log.info("Adopting orphan scope of session %s.", session.id)
-                self.sessions[session.id] = session
-                user.add_session(session)
+                self._add(session)
 
     def all_sessions(self) -> Iterable[Session]:
         return sorted(self.sessions.values(), key=lambda s: s.id)
