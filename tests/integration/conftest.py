@@ -1,0 +1,133 @@
+"""Fixtures for the integration tests: real cgroups, real PAM, real sshd on 127.0.0.1.
+
+Needs root, a cgroup2 mount with cgroup.kill, openssh-server, unshare and useradd; otherwise
+every test here is skipped with the reason.  Each test gets its own cgroup subtree
+`<cgroup2>/logoutd-test-<hex>`, socket, config, state dirs, users and PAM service, all removed
+after the test (processes first) even when it fails.
+
+The daemon's log is printed when a test fails (or always, with LOGOUTD_TEST_SHOW_LOG=1).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # `import harness`
+
+try:  # PYTHONPATH=src or an installed package; else the repository's src/
+    import logoutd  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(HERE.parent.parent / "src"))
+
+from harness import cgroups  # noqa: E402
+from harness.daemon import Daemon  # noqa: E402
+from harness.env import Env  # noqa: E402
+from harness.pam import PamService  # noqa: E402
+from harness.sshd import SSHD, Sshd  # noqa: E402
+from harness.su import SuRunner  # noqa: E402
+from harness.users import TestUser  # noqa: E402
+
+
+def _why_not_runnable() -> str | None:
+    if os.geteuid() != 0:
+        return "integration tests need root (cgroups, useradd, PAM, sshd)"
+    mount = cgroups.cgroup2_mount()
+    if mount is None:
+        return "no cgroup2 mount in /proc/mounts"
+    if not os.access(mount, os.W_OK):
+        return f"cgroup2 mount {mount} is not writable"
+    for tool in ("unshare", "useradd", "userdel", "ssh", "ssh-keygen", "su", "runuser"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed"
+    if not SSHD.exists():
+        return f"{SSHD} not installed (openssh-server)"
+    return None
+
+
+_WHY = _why_not_runnable()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _WHY is None:
+        return
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.skip(reason=_WHY))
+
+
+@pytest.fixture
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    """The test's world; its cleanup runs every registered step even if the test failed."""
+    mount = cgroups.cgroup2_mount()
+    assert mount is not None
+    world = Env(mount)
+    try:
+        yield world
+    finally:
+        rep = getattr(request.node, "rep_call", None)
+        if (rep is not None and rep.failed) or os.environ.get("LOGOUTD_TEST_SHOW_LOG"):
+            for d in world.daemons:
+                sys.stderr.write(f"\n---- logoutd log {d.log_path} ----\n{d.log_tail(200)}\n")
+        errors = world.cleanup.run()
+        if errors:
+            pytest.fail("cleanup failed:\n" + "\n".join(errors), pytrace=False)
+        leftovers = [p for p in (world.cgroup_root, world.tmp) if p.exists()]
+        if leftovers:
+            pytest.fail(f"cleanup left {leftovers}", pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture
+def make_user(env: Env) -> Callable[[], TestUser]:
+    return env.user
+
+
+@pytest.fixture
+def user(env: Env) -> TestUser:
+    return env.user()
+
+
+@pytest.fixture
+def user2(env: Env) -> TestUser:
+    return env.user()
+
+
+@pytest.fixture
+def pam(env: Env) -> PamService:
+    """/etc/pam.d/logoutd-test-<hex> with the logoutd hook (and the su/runuser copies)."""
+    return env.pam()
+
+
+@pytest.fixture
+def start_daemon(env: Env) -> Callable[..., Daemon]:
+    """start_daemon(config=None, start=True): a logoutd on env.socket; config = a drop-in text."""
+    return env.daemon
+
+
+@pytest.fixture
+def daemon(env: Env) -> Daemon:
+    return env.daemon()
+
+
+@pytest.fixture
+def sshd(env: Env, pam: PamService) -> Sshd:
+    return env.sshd(pam)
+
+
+@pytest.fixture
+def su(env: Env, pam: PamService) -> SuRunner:
+    return env.su(pam)
+

@@ -1,0 +1,65 @@
+"""The user around its sessions: runtime dir and slice exist while a session does, and go with
+the last one (UserStopDelaySec=0 in the harness); the session cannot leave its scope."""
+
+from __future__ import annotations
+
+import stat
+
+from harness.checks import assert_in_scope, wait_gone, wait_session_removed
+from harness.login import script
+from harness.procs import wait_for
+
+
+def test_runtime_dir_and_slice_follow_sessions(env, user, pam, daemon):
+    first = env.login("su", pam, user, script("nohup"))
+    procs = first.wait_ready()
+    env.track(procs.values())
+    s1 = daemon.wait_session(user.name)
+    second = env.login("ssh", pam, user, script("nohup"))
+    procs2 = second.wait_ready()
+    env.track(procs2.values())
+    daemon.wait_for(lambda: len(daemon.sessions(user.name)) == 2, 10, "two sessions")
+
+    u = daemon.call("get_user", uid=user.uid)["user"]
+    assert u["name"] == user.name and u["gid"] == user.gid, u
+    assert len(u["sessions"]) == 2 and s1["id"] in u["sessions"], u
+    runtime = daemon.user_runtime_root / str(user.uid)
+    assert u["runtime_path"] == str(runtime), u
+    st = runtime.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == user.uid, oct(st.st_mode)
+    user_slice = env.cgroup_root / "user.slice" / f"user-{user.uid}.slice"
+    assert user_slice.is_dir()
+
+    # Logging out of one session leaves the user (and the other session) alone.
+    assert first.logout() == 0, first.report()
+    wait_gone(env, procs.values(), 10)
+    wait_session_removed(env, daemon, s1)
+    assert runtime.is_dir() and user_slice.is_dir()
+    s2 = daemon.wait_session(user.name)
+    assert_in_scope(env, s2, procs2.values())
+
+    # The last logout stops the user: runtime dir and slice are removed.
+    assert second.logout() == 0, second.report()
+    wait_gone(env, procs2.values(), 10)
+    wait_session_removed(env, daemon, s2)
+    wait_for(lambda: not runtime.exists() and not user_slice.exists(), 10,
+             "runtime dir and user slice to be removed", details=env.describe)
+    daemon.wait_for(lambda: all(x["uid"] != user.uid for x in daemon.users()), 10,
+                    "the user to be dropped")
+
+
+def test_session_cannot_leave_its_scope(env, user, pam, daemon):
+    """The user may not move a process out of the scope nor create cgroups in the tree."""
+    attempts = " ; ".join(
+        f'(echo $$ > {target}/cgroup.procs) 2>/dev/null && echo "ESCAPED {target}"'
+        for target in (env.mount, env.cgroup_root, env.cgroup_root / "user.slice")
+    ) + f' ; mkdir {env.cgroup_root}/user.slice/x 2>/dev/null && echo "ESCAPED mkdir"'
+    login = env.login("ssh", pam, user, script("nohup", extra=attempts + '; echo "PID shell $$"'))
+    procs = login.wait_ready()
+    env.track(procs.values())
+    assert "ESCAPED" not in login.output(), login.report()
+    session = daemon.wait_session(user.name)
+    assert_in_scope(env, session, procs.values())
+    assert login.logout() == 0
+    wait_gone(env, procs.values(), 10)
+    wait_session_removed(env, daemon, session)
