@@ -49,6 +49,7 @@ class ApiServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            self.path.unlink(missing_ok=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")

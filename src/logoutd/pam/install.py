@@ -1,4 +1,4 @@
-"""Install the PAM hook as a stand-alone script that starts with `python3 -I -S`."""
+"""Install the PAM hook as a stand-alone script that starts with `python3 -IS`."""
 
 from __future__ import annotations
 
