@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
-from logoutd.core.ports import ProcessRef, TimerHandle
+from logoutd.core.ports import ProcessRef
+from logoutd.core.timers import Timers
 from logoutd.errors import InvalidArgument, ProcessGone
 
 if TYPE_CHECKING:
@@ -58,7 +59,10 @@ class Session:
     sigkill_at: float | None = None
     sigkill_sent: bool = False
     finalized: bool = False
-    _timers: dict[str, TimerHandle] = field(default_factory=dict)
+    timers: Timers = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.timers = Timers(self.ctx.ports.clock)
 
     @property
     def scope(self) -> str:
@@ -113,7 +117,7 @@ class Session:
             self.stop(StopCause.LEADER_EXIT)
         elif self.released_at is not None:
             left = self.released_at + self.ctx.config.release_timeout_sec - self.ctx.ports.clock.now()
-            self._arm("release", max(0.0, left), self._on_release_timeout)
+            self.timers.arm("release", max(0.0, left), self._on_release_timeout)
         else:
             self._arm_idle_timer()
         self.gc()
@@ -123,7 +127,7 @@ class Session:
         if self.stopping or self.released_at is not None:
             return
         self.released_at = self.ctx.ports.clock.now()
-        self._arm("release", self.ctx.config.release_timeout_sec, self._on_release_timeout)
+        self.timers.arm("release", self.ctx.config.release_timeout_sec, self._on_release_timeout)
         self.save()
 
     def stop(self, cause: StopCause, force: bool = False) -> None:
@@ -141,8 +145,8 @@ class Session:
                 self._kill()
                 self.save()
             return
-        self._cancel("release")
-        self._cancel("idle")
+        self.timers.cancel("release")
+        self.timers.cancel("idle")
         self.stopping = True
         self.stop_cause = cause
         self.decision = shall_kill(self.ctx.config, self.user.name, forced=force)
@@ -173,10 +177,9 @@ class Session:
         self.save()
 
     def _arm_sigkill(self, delay: float) -> None:
-        self._arm("sigkill", delay, self._on_sigkill_timeout)
+        self.timers.arm("sigkill", delay, self._on_sigkill_timeout)
 
     def _on_sigkill_timeout(self) -> None:
-        self._timers.pop("sigkill", None)
         if self.finalized:
             return
         if self.ctx.ports.cgroups.is_populated(self.scope):
@@ -233,8 +236,7 @@ class Session:
         if not ports.cgroups.remove(self.scope):
             return  # a process slipped in; the next empty event brings us back
         self.finalized = True
-        for name in list(self._timers):
-            self._cancel(name)
+        self.timers.cancel_all()
         ports.cgroups.unwatch(self.scope)
         if self.leader is not None:
             ports.processes.release(self.leader)
@@ -259,16 +261,14 @@ class Session:
             self.gc()
 
     def _on_release_timeout(self) -> None:
-        self._timers.pop("release", None)
         self.stop(StopCause.RELEASE_TIMEOUT)
 
     def _arm_idle_timer(self) -> None:
         limit = self.ctx.config.stop_idle_session_sec
         if limit != math.inf:
-            self._arm("idle", limit, self._on_idle_timer)
+            self.timers.arm("idle", limit, self._on_idle_timer)
 
     def _on_idle_timer(self) -> None:
-        self._timers.pop("idle", None)
         config = self.ctx.config
         threshold = min(config.idle_action_sec, config.stop_idle_session_sec)
         idle_since = self.ctx.ports.processes.tty_idle_since(self.tty) if self.tty else None
@@ -278,20 +278,9 @@ class Session:
             self.stop(StopCause.IDLE, force=True)
             return
         base = idle_since if idle_since is not None else now
-        self._arm("idle", max(1.0, base + config.stop_idle_session_sec - now), self._on_idle_timer)
+        self.timers.arm("idle", max(1.0, base + config.stop_idle_session_sec - now), self._on_idle_timer)
 
     # -- timers and persistence ----------------------------------------------------------
-
-    def _arm(self, name: str, delay: float, callback: Any) -> None:
-        self._cancel(name)
-        if delay == math.inf:
-            return  # "infinity": never
-        self._timers[name] = self.ctx.ports.clock.call_later(delay, callback)
-
-    def _cancel(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
-        if timer is not None:
-            timer.cancel()
 
     def to_record(self) -> dict[str, Any]:
         return {

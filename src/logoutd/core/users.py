@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from logoutd.core.context import Context, log
-from logoutd.core.ports import Account, TimerHandle
+from logoutd.core.ports import Account
+from logoutd.core.timers import Timers
 
 if TYPE_CHECKING:
     from logoutd.core.sessions import Session
@@ -38,7 +39,10 @@ class User:
     term_sent: bool = False
     sigkill_at: float | None = None
     finalized: bool = False
-    _timers: dict[str, TimerHandle] = field(default_factory=dict)
+    timers: Timers = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.timers = Timers(self.ctx.ports.clock)
 
     @property
     def uid(self) -> int:
@@ -79,14 +83,14 @@ class User:
 
     def start(self) -> None:
         """Slice and runtime dir; idempotent. A new session or linger cancels a pending stop."""
-        self._cancel("stop-delay")
+        self.timers.cancel("stop-delay")
         if self.started and not self.stopping:
             return
         if self.stopping:
             # A login while the user was stopping revives it, as logind's user_start() does.
             self.stopping = False
             self.sigkill_at = None
-            self._cancel("sigkill")
+            self.timers.cancel("sigkill")
         ports = self.ctx.ports
         ports.cgroups.create(self.slice)
         self.runtime_path = ports.userfiles.create_runtime_dir(self.account)
@@ -98,12 +102,12 @@ class User:
     def resume(self) -> None:
         self.ctx.ports.cgroups.watch_empty(self.slice, self._on_slice_event)
         if self.stopping and self.sigkill_at is not None:
-            self._arm("sigkill", max(0.0, self.sigkill_at - self.ctx.ports.clock.now()),
+            self.timers.arm("sigkill", max(0.0, self.sigkill_at - self.ctx.ports.clock.now()),
                       self._on_sigkill_timeout)
 
     def add_session(self, session: Session) -> None:
         self.sessions[session.id] = session
-        self._cancel("stop-delay")
+        self.timers.cancel("stop-delay")
 
     def remove_session(self, session: Session) -> None:
         """The session was finalized; with none left, count down UserStopDelaySec=."""
@@ -118,14 +122,10 @@ class User:
             return
         if self.lingering:
             return
-        delay = self.ctx.config.user_stop_delay_sec
-        if delay == math.inf:
-            return
-        if "stop-delay" not in self._timers:
-            self._arm("stop-delay", delay, self._on_stop_delay)
+        if "stop-delay" not in self.timers:
+            self.timers.arm("stop-delay", self.ctx.config.user_stop_delay_sec, self._on_stop_delay)
 
     def _on_stop_delay(self) -> None:
-        self._timers.pop("stop-delay", None)
         if not self.sessions and not self.lingering:
             self.stop(force=False)
 
@@ -133,7 +133,7 @@ class User:
         """Stop every session (forced for terminate-user), then the user's own units."""
         from logoutd.core.sessions import StopCause
 
-        self._cancel("stop-delay")
+        self.timers.cancel("stop-delay")
         for session in list(self.sessions.values()):
             if force:
                 session.stop(StopCause.TERMINATE, force=True)
@@ -149,13 +149,12 @@ class User:
             timeout = self.ctx.config.user_stop_timeout_sec
             if cgroups.is_populated(self.service) and timeout != math.inf:
                 self.sigkill_at = self.ctx.ports.clock.now() + timeout
-                self._arm("sigkill", timeout, self._on_sigkill_timeout)
+                self.timers.arm("sigkill", timeout, self._on_sigkill_timeout)
         self.term_sent = True
         self.save()
         self._try_finalize()
 
     def _on_sigkill_timeout(self) -> None:
-        self._timers.pop("sigkill", None)
         if not self.finalized and self.ctx.ports.cgroups.exists(self.service):
             log.info("User %s: stop timed out, killing what is left.", self.name)
             self.ctx.ports.cgroups.kill(self.service)
@@ -180,8 +179,7 @@ class User:
         if not ports.cgroups.remove(self.slice):
             return
         self.finalized = True
-        for name in list(self._timers):
-            self._cancel(name)
+        self.timers.cancel_all()
         ports.cgroups.unwatch(self.slice)
         ports.userfiles.remove_runtime_dir(self.uid)
         if self.ctx.config.remove_ipc and self.uid > SYSTEM_UID_MAX:
@@ -191,17 +189,6 @@ class User:
         ports.store.remove("users", str(self.uid))
         log.info("User %s logged out.", self.name)
         self.ctx.on_user_removed(self)
-
-    def _arm(self, name: str, delay: float, callback: Any) -> None:
-        self._cancel(name)
-        if delay == math.inf:
-            return  # "infinity": never
-        self._timers[name] = self.ctx.ports.clock.call_later(delay, callback)
-
-    def _cancel(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
-        if timer is not None:
-            timer.cancel()
 
     def to_record(self) -> dict[str, Any]:
         return {
