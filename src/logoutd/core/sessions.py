@@ -165,15 +165,16 @@ class Session:
         self.gc()
 
     def _kill(self) -> None:
-        cgroups = self.ctx.ports.cgroups
+        cgroups, clock = self.ctx.ports.cgroups, self.ctx.ports.clock
+        # The stop timeout counts from the start of the SIGTERM round, not its end.
+        deadline = clock.now() + self.ctx.config.session_stop_timeout_sec
         signalled = cgroups.signal_all(self.scope, TERM_SIGNALS)
         self.term_sent = True
         if signalled:
             log.info("Session %s: sent SIGTERM, SIGCONT, SIGHUP to %d processes.", self.id, signalled)
-        timeout = self.ctx.config.session_stop_timeout_sec
-        if cgroups.is_populated(self.scope) and timeout != math.inf:
-            self.sigkill_at = self.ctx.ports.clock.now() + timeout
-            self._arm_sigkill(timeout)
+        if cgroups.is_populated(self.scope) and deadline != math.inf:
+            self.sigkill_at = deadline
+            self._arm_sigkill(max(0.0, deadline - clock.now()))
         self.save()
 
     def _arm_sigkill(self, delay: float) -> None:

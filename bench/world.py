@@ -1,0 +1,242 @@
+"""One benchmark run's world: its cgroup subtree, temp dir, test users and daemons, all removed
+at the end (processes first), also after a failure, Ctrl-C, SIGTERM or SIGHUP."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import cgtree
+from procs import Children, become_subreaper, kill_uid, read_status_field
+
+from logoutd.api.client import Client
+from logoutd.errors import LogoutdError
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+USER_PREFIX = "lgtst"
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+@dataclass(frozen=True)
+class TestUser:
+    name: str
+    uid: int
+    gid: int
+    shell: str
+
+
+class Daemon:
+    """A foreground logoutd on the world's subtree, with its own dirs, config and log."""
+
+    def __init__(self, world: World, name: str, config: str) -> None:
+        self.world = world
+        self.dir = world.tmp / name
+        self.root = self.dir / "root"
+        self.socket = self.dir / "api.sock"
+        self.log_path = self.dir / "logoutd.log"
+        self.dropin = self.root / "etc/systemd/logind.conf.d/50-bench.conf"
+        self.dropin.parent.mkdir(parents=True)
+        self.dropin.write_text(config)
+        python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+        argv = [python, "-m", "logoutd", "--cgroup-root", str(world.subtree),
+                "--root", str(self.root), "--runtime-dir", str(self.dir / "run"),
+                "--state-dir", str(self.dir / "state"), "--user-runtime-root", str(self.dir / "user"),
+                "--socket", str(self.socket)]
+        env = dict(world.children.env)
+        env["PYTHONPATH"] = str(REPO / "src")  # the checkout, even without an editable install
+        self.pid = world.children.spawn(argv, stdout=self.log_path, stderr=self.log_path, env=env,
+                                        setsid=True)
+        self._client: Client | None = None
+        self._wait_ready(30.0)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.world.children.exit_status(self.pid) is not None:
+                raise RuntimeError(f"logoutd exited at start:\n{self.log_tail()}")
+            if self.socket.exists():
+                try:
+                    Client(self.socket, timeout=2.0).call("status")
+                    return
+                except LogoutdError:
+                    pass
+            time.sleep(0.02)
+        raise TimeoutError(f"logoutd not ready within {timeout:g} s:\n{self.log_tail()}")
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.socket, timeout=60.0)
+        return self._client
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        return self.client.call(method, **params)
+
+    def reconfigure(self, config: str) -> None:
+        self.dropin.write_text(config)
+        result = self.call("reload")
+        if not result.get("reloaded"):
+            raise RuntimeError(f"logoutd reload failed: {result}")
+
+    def alive(self) -> bool:
+        return self.world.children.exit_status(self.pid) is None
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            raise RuntimeError(f"logoutd died:\n{self.log_tail()}")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def rss_kib(self) -> int:
+        value = read_status_field(self.pid, "VmRSS")
+        if value is None:
+            raise RuntimeError("logoutd is gone")
+        return int(value.split()[0])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (sessions stay), then SIGKILL if it does not go."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        children = self.world.children
+        if self.pid not in children.live:
+            return
+        children.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and children.exit_status(self.pid) is None:
+            time.sleep(0.02)
+        if self.pid in children.live:
+            children.kill(self.pid, signal.SIGKILL)
+            children.wait(self.pid)
+
+
+class Interrupted(KeyboardInterrupt):
+    pass
+
+
+@dataclass
+class World:
+    tmp_base: Path | None = None
+    subtree: Path = field(init=False)
+    tmp: Path = field(init=False)
+    children: Children = field(init=False)
+    users: list[TestUser] = field(default_factory=list)
+    daemons: list[Daemon] = field(default_factory=list)
+    _old_handlers: dict[int, Any] = field(default_factory=dict)
+
+    def __enter__(self) -> World:
+        mount = cgtree.cgroup2_mount()
+        if mount is None:
+            raise RuntimeError("no cgroup2 mount in /proc/mounts")
+        for signo in (signal.SIGTERM, signal.SIGHUP):
+            self._old_handlers[signo] = signal.signal(signo, _interrupt)
+        become_subreaper()
+        self.children = Children()
+        hexid = secrets.token_hex(4)
+        self.subtree = mount / f"logoutd-bench-{hexid}"
+        self.subtree.mkdir()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"logoutd-bench-{hexid}-", dir=self.tmp_base))
+        os.chmod(self.tmp, 0o755)  # like /etc/pam.d and /usr/local/bin: the PAM files and hook live here
+        log(f"cgroup subtree {self.subtree}, temp dir {self.tmp}")
+        return self
+
+    def add_user(self) -> TestUser:
+        name = f"{USER_PREFIX}{secrets.token_hex(5)}"
+        subprocess.run(["useradd", "-m", name], check=True, capture_output=True)
+        entry = pwd.getpwnam(name)
+        user = TestUser(name, entry.pw_uid, entry.pw_gid, entry.pw_shell)
+        self.users.append(user)
+        return user
+
+    def start_daemon(self, name: str, config: str = "") -> Daemon:
+        daemon = Daemon(self, name, config)
+        self.daemons.append(daemon)
+        return daemon
+
+    def __exit__(self, *exc: object) -> None:
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        for signo in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signo, signal.SIG_IGN)
+        errors: list[str] = []
+
+        def step(what: str, func: Callable[[], object]) -> None:
+            try:
+                func()
+            except Exception as e:
+                errors.append(f"{what}: {e!r}")
+                traceback.print_exc(file=sys.stderr)
+
+        try:
+            for daemon in self.daemons:
+                step(f"stop logoutd {daemon.pid}", daemon.stop)
+            step("cgroup.kill the subtree", lambda: _kill_subtree(self.subtree))
+            step("kill our children", self._kill_children)
+            for user in self.users:
+                step(f"kill processes of {user.name}", functools.partial(kill_uid, user.uid))
+            step("remove the cgroup subtree", lambda: cgtree.remove_tree(self.subtree))
+            for user in self.users:
+                step(f"userdel {user.name}", functools.partial(_remove_user, user))
+            step("remove the temp dir", lambda: shutil.rmtree(self.tmp))
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            for number, handler in self._old_handlers.items():
+                signal.signal(number, handler)
+        if errors:
+            log("cleanup incomplete:\n  " + "\n  ".join(errors))
+        else:
+            log("cleaned up (processes, cgroups, users, temp files)")
+
+    def _kill_children(self) -> None:
+        left = self.children.kill_all()
+        if left:
+            raise RuntimeError(f"children that would not die: {left}")
+
+
+def _interrupt(signo: int, frame: FrameType | None) -> None:
+    raise Interrupted(f"signal {signal.Signals(signo).name}")
+
+
+def _kill_subtree(top: Path) -> None:
+    if top.exists() and cgtree.populated(top):
+        cgtree.kill(top)
+        cgtree.wait_empty(top, 30.0)
+
+
+def _remove_user(user: TestUser) -> None:
+    if not user.name.startswith(USER_PREFIX):
+        raise ValueError(f"refusing to remove {user.name}")
+    try:
+        pwd.getpwnam(user.name)
+    except KeyError:
+        return
+    r = subprocess.run(["userdel", "-r", user.name], capture_output=True, text=True)
+    with contextlib.suppress(KeyError):
+        pwd.getpwnam(user.name)
+        raise RuntimeError(f"userdel {user.name} failed ({r.returncode}): {r.stderr.strip()}")
