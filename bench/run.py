@@ -4,7 +4,8 @@ Needs root, a cgroup2 mount with cgroup.kill, su, unshare, useradd. Everything i
 cgroup subtree <cgroup2>/logoutd-bench-<hex>, a temp dir, `lgtst*` users, its daemons and
 processes) is removed at the end, processes first, also on failure and Ctrl-C.
 
-    bench/run.py            logout N=1,100,1000 + SIGTERM-ignorers, su -l with/without the hook
+    bench/run.py            logout N=1,100,1000 + SIGTERM-ignorers, su -l with/without the hook,
+                            50 ssh logins at once with/without the hook
     bench/run.py --full     + N=10000, and 10 000 live sessions (several minutes)
 """
 
@@ -29,6 +30,7 @@ from logout_bench import LogoutResult, run_logout  # noqa: E402
 from pam_bench import IDLE_GAP, PamResult, run_pam  # noqa: E402
 from report import Row, machine, render_markdown, render_text, write_doc  # noqa: E402
 from scale_bench import SCALE_CONFIG, ScaleResult, check_limits, raise_nofile, run_scale  # noqa: E402
+from ssh_bench import SshResult, run_ssh  # noqa: E402
 from stats import median, ms, percentile, spread  # noqa: E402
 from world import World, log  # noqa: E402
 
@@ -50,7 +52,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--hook-starts", type=int, default=100, help="hook start samples (default 100)")
     p.add_argument("--sessions", type=int, default=10000, help="live sessions with --full")
     p.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU window with --full")
-    p.add_argument("--only", choices=("logout", "pam", "scale"), action="append",
+    p.add_argument("--ssh-logins", type=int, default=50, help="ssh logins at once (default 50)")
+    p.add_argument("--only", choices=("logout", "pam", "ssh", "scale"), action="append",
                    help="run only these parts (repeatable; scale implies --full)")
     p.add_argument("--tmp-base", type=Path, help="where the temp dir goes (default: a tmpfs, "
                    "as /run is in production: /run if tmpfs, else /dev/shm)")
@@ -96,7 +99,7 @@ def tmpfs_base() -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    parts = set(args.only or ("logout", "pam", "scale"))
+    parts = set(args.only or ("logout", "pam", "ssh", "scale"))
     if "scale" in (args.only or ()):
         args.full = True
     why = preflight()
@@ -113,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     pam: PamResult | None = None
     scale: ScaleResult | None = None
     scale_skip: str | None = None
+    ssh: SshResult | None = None
     try:
+        if "ssh" in parts:
+            log(f"{args.ssh_logins} ssh logins at once, with and without the hook")
+            ssh = run_ssh(args.ssh_logins)
         with World(tmp_base=base) as world:
             user = world.add_user()
             log(f"test user {user.name} (uid {user.uid}, shell {user.shell})")
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: interrupted ({str(e) or 'Ctrl-C'}); cleaned up, no report written", file=sys.stderr)
         return 130
     info["duration"] = f"{(time.monotonic() - started) / 60:.1f} min"
-    rows = build_rows(logouts, ignorers, pam, scale)
+    rows = build_rows(logouts, ignorers, pam, scale, ssh)
     print(render_text(rows, info), end="")
     if not args.no_doc:
         generated = render_generated(rows, info, logouts, ignorers, pam, scale, scale_skip, args)
@@ -162,7 +169,7 @@ def _ratio(a: float, b: float) -> str:
 
 
 def build_rows(logouts: list[LogoutResult], ignorers: list[LogoutResult], pam: PamResult | None,
-               scale: ScaleResult | None) -> list[Row]:
+               scale: ScaleResult | None, ssh: SshResult | None = None) -> list[Row]:
     rows: list[Row] = []
     for r in logouts:
         lo, k = median(r.logoutd), median(r.kernel)
@@ -216,6 +223,14 @@ def build_rows(logouts: list[LogoutResult], ignorers: list[LogoutResult], pam: P
             ms(median(pam.create_isolated)),
             f"kernel: 1 cgroup.procs write {ms(median(pam.migrate_isolated))}",
             f"+{ms(median(pam.create_isolated) - median(pam.migrate_isolated))}", "", None))
+    if ssh is not None:
+        rows.append(Row(
+            f"{ssh.n} ssh logins at once: all commands ran", f"{ssh.ready_s:.2f} s",
+            f"without hook {ssh.baseline_ready_s:.2f} s", f"{ssh.ready_s / ssh.baseline_ready_s:.2f}x",
+            f"all {ssh.n} tracked", ssh.tracked == ssh.n))
+        rows.append(Row(
+            f"  {ssh.n} sessions tracked while open; logout of all → tree empty",
+            f"{ssh.tracked}/{ssh.n}", "", f"{ssh.cleaned_s:.2f} s to empty", "", None))
     if scale is not None:
         rate = scale.n / scale.create_seconds
         rows.append(Row(f"{scale.n} sessions: create_session rate", f"{rate:.0f}/s",
@@ -291,6 +306,12 @@ def render_generated(rows: list[Row], info: dict[str, str], logouts: list[Logout
         "(fork + exec, timed around each); `create_session` is timed from a fresh client "
         "connection after 50 ms without cgroup activity, next to one write of a pid to a "
         "`cgroup.procs` of our own after the same pause.",
+        "- **ssh logins at once.** The integration tests' harness: a private sshd on 127.0.0.1 "
+        "started through a renamed symlink (its own PAM service), a test user with a key. N "
+        "`ssh` clients are launched together, each leaving a `nohup sleep` and holding the login "
+        "open; the figure is launch → every command has run, first through a PAM service "
+        "without the hook line, then with it. While all are open the daemon must list N "
+        "sessions; then all log out and the bench times until no session and no scope is left.",
     ]
     if scale is not None or args.full:
         out.append(

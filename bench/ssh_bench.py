@@ -1,0 +1,76 @@
+"""50 ssh logins at once (issue 7, item 4): all tracked, and how long, beside the same without the hook.
+
+Uses the integration tests' harness (tests/integration/harness): a private sshd on 127.0.0.1
+through a renamed symlink (its own PAM service), a test user with a key, a foreground daemon
+in its own cgroup subtree; everything is removed at the end, processes first.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+
+from harness import cgroups
+from harness.env import Env
+from harness.login import Login, script
+from harness.sshd import Sshd
+from harness.users import TestUser
+
+
+@dataclass
+class SshResult:
+    n: int
+    tracked: int  # sessions the daemon listed while all logins were open
+    ready_s: float  # launch -> every login's command ran (with the hook)
+    baseline_ready_s: float  # the same without the hook line
+    cleaned_s: float  # logout of all -> no session listed and no scope left
+
+
+def _all_ready(sshd: Sshd, user: TestUser, n: int) -> tuple[list[Login], float]:
+    t0 = time.monotonic()
+    logins = [sshd.login(user, script("nohup")) for _ in range(n)]
+    for login in logins:
+        login.wait_ready(timeout=120)
+    return logins, time.monotonic() - t0
+
+
+def _logout(logins: list[Login]) -> None:
+    for login in logins:
+        assert login.popen.stdin is not None
+        login.popen.stdin.close()
+    for login in logins:
+        login.wait(timeout=60)
+
+
+def run_ssh(n: int = 50) -> SshResult:
+    mount = cgroups.cgroup2_mount()
+    assert mount is not None
+    env = Env(mount)
+    try:
+        user = env.user()
+        daemon = env.daemon()
+        hooked = env.sshd(env.pam())
+        plain = env.sshd(env.pam(hook=False, suffix="-nohook"))
+        plain.run(user, "true")  # warm caches for both
+        hooked.run(user, "true")
+        logins, baseline = _all_ready(plain, user, n)
+        _logout(logins)
+        logins, ready = _all_ready(hooked, user, n)
+        tracked = len(daemon.sessions(user.name))
+        t0 = time.monotonic()
+        _logout(logins)
+        daemon.wait_for(lambda: not daemon.sessions(user.name), 60, "no session left")
+        daemon.wait_for(lambda: not env.cgroups_under_user_slice(), 60, "no scope left")
+        return SshResult(n, tracked, ready, baseline, time.monotonic() - t0)
+    finally:
+        errors = env.cleanup.run()
+        if errors:
+            print("bench: cleanup problems:\n" + "\n".join(errors), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    print(run_ssh(int(sys.argv[1]) if len(sys.argv) > 1 else 50))
