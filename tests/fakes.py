@@ -282,6 +282,12 @@ class FakeUserFiles:
     def lingering_names(self) -> list[str]:
         return sorted(self.linger)
 
+    def set_linger(self, name: str, enable: bool) -> None:
+        if enable:
+            self.linger.add(name)
+        else:
+            self.linger.discard(name)
+
     def remove_ipc(self, uid: int) -> int:
         self.ipc_removed.append(uid)
         return 0

@@ -14,6 +14,13 @@ class LogoutdError(Exception):
         self.message = message
 
 
+class NotAvailable(LogoutdError):
+    """A verb or method a later release fills in (exit status 3, LSB's "unimplemented")."""
+
+    code = "not_available"
+    exit_status = 3
+
+
 class InvalidArgument(LogoutdError):
     code = "invalid_argument"
     exit_status = 2
@@ -76,6 +83,7 @@ ERRORS_BY_CODE: dict[str, type[LogoutdError]] = {
     cls.code: cls
     for cls in (
         LogoutdError,
+        NotAvailable,
         InvalidArgument,
         AccessDenied,
         NoSuchSession,

@@ -62,4 +62,5 @@ def served(tmp_path: Path) -> Iterator[Served]:
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+        loop.close()
         shutil.rmtree(sock_dir, ignore_errors=True)

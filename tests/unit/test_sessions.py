@@ -285,3 +285,22 @@ def test_infinite_stop_timeout_never_sigkills() -> None:
     core.world.exit(leader.pid)
     core.clock.advance(10**9)
     assert stubborn.alive and not core.cgroups.kills and core.clock.pending() == 0
+
+
+def test_linger_starts_user_and_keeps_it(core: Core) -> None:
+    core.manager.set_linger(1000, True)
+    user = core.manager.get_user(1000)
+    assert "alice" in core.userfiles.linger and user.state is UserState.LINGERING
+    _, leader = open_session(core)
+    core.world.exit(leader.pid)
+    core.clock.advance(3600)
+    assert not user.finalized
+    core.manager.set_linger(1000, False)
+    core.clock.advance(11)
+    assert user.finalized and "alice" not in core.userfiles.linger
+
+
+def test_linger_unknown_uid(core: Core) -> None:
+    with pytest.raises(NoSuchUser):
+        core.manager.set_linger(4242, True)
+    assert not core.userfiles.linger

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logoutd import __version__
+from logoutd.config.model import Config
+from logoutd.config.schema import OPTIONS, render_value
 from logoutd.core.manager import Manager, SessionRequest
 from logoutd.core.sessions import Session
 from logoutd.core.users import User
@@ -88,6 +90,25 @@ def user_view(u: User) -> dict[str, Any]:
     }
 
 
+def config_view(config: Config) -> list[dict[str, Any]]:
+    """Every option logoutd uses: its effective value in the file's syntax and its source."""
+    rows = []
+    for option in OPTIONS:
+        if option.field is None:
+            continue
+        value = getattr(config, option.field)
+        source = config.source(option.field)
+        rows.append({
+            "section": option.section,
+            "key": option.key,
+            "value": render_value(value),
+            "unset": value is None,
+            "source": {"file": source.file, "line": source.line} if source else None,
+            "doc": option.doc,
+        })
+    return rows
+
+
 class Service:
     def __init__(self, manager: Manager, info: DaemonInfo) -> None:
         self.manager = manager
@@ -112,11 +133,15 @@ class Service:
             }, "Send a signal to the leader or all processes; the session goes on."),
             "list_users": Method(self.list_users, {}, "Every user with sessions or linger."),
             "get_user": Method(self.get_user, {"uid": Param(int)},
-                               "One user; no uid means the caller."),
+                               "One user; no uid means the caller's (its session's owner)."),
             "terminate_user": Method(self.terminate_user, {"uid": Param(int)},
                                      "Forced stop of every session and unit of the user."),
             "kill_user": Method(self.kill_user, {"uid": Param(int), "signal": Param(int, 15)},
                                 "Send a signal to every process of the user."),
+            "set_linger": Method(self.set_linger, {"uid": Param(int), "enable": Param(bool, True)},
+                                 "Root for anyone, a user for itself: keep the user started."),
+            "show_config": Method(self.show_config, {},
+                                  "Effective options, each with the file:line it came from."),
             "reload": Method(self.reload, {}, "Root: re-read the configuration."),
             "status": Method(self.status, {}, "Daemon version, uptime, roots, counts."),
         }
@@ -165,7 +190,14 @@ class Service:
         return self.manager.get_session(session_id)
 
     def _user(self, caller: Caller, uid: int | None) -> User:
-        return self.manager.get_user(caller.uid if uid is None else uid)
+        return self.manager.get_user(self._uid(caller, uid))
+
+    def _uid(self, caller: Caller, uid: int | None) -> int:
+        """No uid: the owner of the caller's session (as logind), else the caller's own uid."""
+        if uid is not None:
+            return uid
+        session = self.manager.session_by_pid(caller.pid)
+        return session.user.uid if session is not None else caller.uid
 
     # -- methods ------------------------------------------------------------------------
 
@@ -231,6 +263,16 @@ class Service:
         user = self._user(caller, uid)
         self._require_owner(caller, user.uid, "kill the processes")
         return {"signalled": self.manager.kill_user(user, _signal(signal))}
+
+    def set_linger(self, caller: Caller, *, uid: int | None, enable: bool) -> dict[str, Any]:
+        uid = self._uid(caller, uid)
+        verb = "enable" if enable else "disable"
+        self._require_owner(caller, uid, f"{verb} linger")
+        account = self.manager.set_linger(uid, enable)
+        return {"uid": account.uid, "name": account.name, "linger": enable}
+
+    def show_config(self, caller: Caller) -> dict[str, Any]:
+        return {"files": self.info.config_files(), "options": config_view(self.manager.config)}
 
     def reload(self, caller: Caller) -> dict[str, Any]:
         self._require_root(caller, "reload the configuration")

@@ -1,16 +1,47 @@
-"""Rendering results: loginctl-style tables, `--json`, timestamps, process trees."""
+"""Rendering results: loginctl-style tables, `--json`, colour, timestamps as systemd prints them."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
 
 JSON_SCHEMA_VERSION = 1
+
+# systemd's ansi_*() sequences (terminal-util.h).
+GREY = "\x1b[0;38;5;245m"
+UNDERLINE = "\x1b[0;4m"
+HIGHLIGHT_RED = "\x1b[0;1;31m"
+NORMAL = "\x1b[0m"
+
+
+def wants_colour(out: TextIO, env: Mapping[str, str]) -> bool:
+    """Colour only on a terminal, never with NO_COLOR (https://no-color.org) or TERM=dumb."""
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":
+        return False
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def terminal_width(out: TextIO, env: Mapping[str, str]) -> int | None:
+    """Columns to ellipsize to: $COLUMNS, else the terminal's; None when not a terminal."""
+    try:
+        if not out.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    columns = env.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError):
+        return 80
 
 
 @dataclass
@@ -18,15 +49,44 @@ class Output:
     out: TextIO
     json: bool = False
     legend: bool = True
+    colour: bool = False
+    width: int | None = None  # ellipsize process trees to this many columns; None: full width
+    err: TextIO | None = None
 
     def print(self, text: str = "") -> None:
         self.out.write(text + "\n")
 
+    def warn(self, text: str) -> None:
+        if self.err is not None:
+            self.err.write(text + "\n")
+
     def emit_json(self, kind: str, data: Any) -> None:
-        self.out.write(json.dumps({"schema": JSON_SCHEMA_VERSION, kind: data}, indent=2) + "\n")
+        """One JSON document: {"schema": N, kind: data} (docs/logoutctl.md, "JSON output")."""
+        document = {"schema": JSON_SCHEMA_VERSION, kind: data}
+        self.out.write(json.dumps(document, indent=2) + "\n")
+
+    def paint(self, sequence: str, text: str) -> str:
+        return f"{sequence}{text}{NORMAL}" if self.colour and text else text
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]],
+              right: Sequence[int] = ()) -> None:
+        """A table as systemd's format-table prints it; --no-legend drops the header."""
+        lines = table(header, rows, right)
+        if self.legend:
+            self.print(self.paint(UNDERLINE, lines[0]))
+        for line in lines[1:]:
+            self.print(line)
+
+    def show_table(self, header: Sequence[str], rows: Sequence[Sequence[str]],
+                   right: Sequence[int], word: str) -> None:
+        """loginctl's show_table(): no table when empty; "N sessions listed." or "No sessions."."""
+        if rows:
+            self.table(header, rows, right)
+        if self.legend:
+            self.print(f"\n{len(rows)} {word} listed." if rows else f"No {word}.")
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
     widths = [len(h) for h in header]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -35,64 +95,52 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[
         cells = [c.rjust(w) if i in right else c.ljust(w)
                  for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append(" ".join(cells).rstrip())
-    return "\n".join(lines)
+    return lines
+
+
+def format_timestamp(timestamp: float) -> str:
+    """format_timestamp(): "Tue 2024-05-14 10:00:00 UTC"."""
+    return time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(timestamp))
 
 
 def format_since(timestamp: float, now: float | None = None) -> str:
+    """loginctl's "Since:" value: the timestamp, then how long ago."""
+    return f"{format_timestamp(timestamp)}; {format_relative(timestamp, now)}"
+
+
+_USEC = 1_000_000
+_MINUTE, _HOUR, _DAY = 60 * _USEC, 3600 * _USEC, 86400 * _USEC
+_WEEK, _MONTH, _YEAR = 7 * _DAY, 2_629_800 * _USEC, 31_557_600 * _USEC
+
+
+def format_relative(timestamp: float, now: float | None = None) -> str:
+    """format_timestamp_relative() of systemd v252: "5min 38s ago", "1 day 2h ago", "now"."""
     now = time.time() if now is None else now
-    stamp = time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(timestamp))
-    return f"{stamp}; {format_ago(now - timestamp)} ago"
-
-
-def format_ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}min {seconds}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes}min"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
-
-
-def _proc_line(pid: int) -> tuple[int, str] | None:
-    base = Path("/proc") / str(pid)
-    try:
-        stat = (base / "stat").read_bytes()
-        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        raw = (base / "cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-    if not args:
-        try:
-            args = [f"[{(base / 'comm').read_text().strip()}]"]
-        except OSError:
-            return None
-    return ppid, " ".join(f'"{a}"' if " " in a else a for a in args)
-
-
-def cgroup_tree(cgroup_dir: Path, indent: str = "") -> list[str]:
-    """systemd-cgls style: sub-cgroups and the processes of each, as a tree."""
-    lines: list[str] = []
-    try:
-        pids = [int(p) for p in (cgroup_dir / "cgroup.procs").read_text().split()]
-        children = sorted(e.name for e in os.scandir(cgroup_dir) if e.is_dir())
-    except OSError:
-        return lines
-    entries: list[tuple[str, Any]] = [("pid", p) for p in sorted(pids)]
-    entries += [("cg", c) for c in children]
-    for index, (kind, value) in enumerate(entries):
-        last = index == len(entries) - 1
-        branch = "└─" if last else "├─"
-        if kind == "pid":
-            info = _proc_line(value)
-            if info is not None:
-                lines.append(f"{indent}{branch}{value} {info[1]}")
-        else:
-            lines.append(f"{indent}{branch}{value}")
-            lines.extend(cgroup_tree(cgroup_dir / value, indent + ("  " if last else "│ ")))
-    return lines
+    delta = round((now - timestamp) * _USEC)
+    suffix = "ago" if delta >= 0 else "left"
+    d = abs(delta)
+    if d >= _YEAR:
+        return f"{d // _YEAR} years {(d % _YEAR) // _MONTH} months {suffix}"
+    if d >= _MONTH:
+        return f"{d // _MONTH} months {(d % _MONTH) // _DAY} days {suffix}"
+    if d >= _WEEK:
+        return f"{d // _WEEK} weeks {(d % _WEEK) // _DAY} days {suffix}"
+    if d >= 2 * _DAY:
+        return f"{d // _DAY} days {suffix}"
+    if d >= 25 * _HOUR:
+        return f"1 day {(d - _DAY) // _HOUR}h {suffix}"
+    if d >= 6 * _HOUR:
+        return f"{d // _HOUR}h {suffix}"
+    if d >= _HOUR:
+        return f"{d // _HOUR}h {(d % _HOUR) // _MINUTE}min {suffix}"
+    if d >= 5 * _MINUTE:
+        return f"{d // _MINUTE}min {suffix}"
+    if d >= _MINUTE:
+        return f"{d // _MINUTE}min {(d % _MINUTE) // _USEC}s {suffix}"
+    if d >= _USEC:
+        return f"{d // _USEC}s {suffix}"
+    if d >= 1000:
+        return f"{d // 1000}ms {suffix}"
+    if d > 0:
+        return f"{d}us {suffix}"
+    return "now"

@@ -10,6 +10,7 @@ from typing import Any
 from logoutd.config.model import Config
 from logoutd.core.context import Context, Ports, log
 from logoutd.core.decision import KillDecision, StopAction
+from logoutd.core.ports import Account
 from logoutd.core.sessions import Session, StopCause
 from logoutd.core.users import User
 from logoutd.errors import (
@@ -177,6 +178,18 @@ class Manager:
 
     def kill_user(self, user: User, signo: int) -> int:
         return self.ports.cgroups.signal_all(user.slice, (signo,))
+
+    def set_linger(self, uid: int, enable: bool) -> Account:
+        """Linger on: flag file, then start the user now. Off: remove it; the user may be collected."""
+        account = self.ports.userdb.by_uid(uid)
+        if account is None:
+            raise NoSuchUser(f"No user with uid {uid} known to the user database.")
+        self.ports.userfiles.set_linger(account.name, enable)
+        if enable:
+            self._get_or_add_user(account).start()
+        elif (user := self.users.get(uid)) is not None and not user.finalized:
+            user.gc()
+        return account
 
     # -- callbacks from sessions and users ----------------------------------------------
 

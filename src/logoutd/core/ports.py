@@ -146,6 +146,10 @@ class UserFiles(Protocol):
 
     def lingering_names(self) -> list[str]: ...
 
+    def set_linger(self, name: str, enable: bool) -> None:
+        """Create or remove the user's linger flag (idempotent)."""
+        ...
+
     def remove_ipc(self, uid: int) -> int:
         """Remove SysV and POSIX IPC objects owned by uid; returns how many."""
         ...

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from logoutd.config.schema import tmpfs_size_bytes
 from logoutd.core.ports import Account
+from logoutd.errors import InvalidArgument
 
 log = logging.getLogger("logoutd")
 IPC_RMID = 0
@@ -72,6 +73,17 @@ class UserFiles:
 
     def is_lingering(self, name: str) -> bool:
         return (self.linger_dir / name).exists()
+
+    def set_linger(self, name: str, enable: bool) -> None:
+        """One empty file per user, named after the user (logind's /var/lib/systemd/linger)."""
+        if not name or "/" in name or name.startswith("."):
+            raise InvalidArgument(f"Invalid user name '{name}' for a linger file.")
+        path = self.linger_dir / name
+        if enable:
+            self.linger_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+            path.touch(mode=0o644, exist_ok=True)
+        else:
+            path.unlink(missing_ok=True)
 
     def lingering_names(self) -> list[str]:
         try:

@@ -1,27 +1,19 @@
-"""List sessions (closing ones too)."""
+"""list-sessions: every session, closing ones too (loginctl's table)."""
 
 from __future__ import annotations
 
-import argparse
-
-from logoutd.api.client import Client
-from logoutd.cli.output import Output, table
+from logoutd.cli.verb import Invocation, Verb
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
-
-
-def run(client: Client, args: argparse.Namespace, output: Output) -> int:
-    sessions = client.call("list_sessions")["sessions"]
-    if output.json:
-        output.emit_json("sessions", sessions)
+def run(inv: Invocation) -> int:
+    sessions = inv.call("list_sessions")["sessions"]
+    sessions.sort(key=lambda s: s["id"])  # loginctl sorts ids as strings: "10" before "9"
+    if inv.output.json:
+        inv.output.emit_json("sessions", sessions)
         return 0
-    rows = [[s["id"], str(s["uid"]), s["user"], "", s["tty"]] for s in sessions]
-    rows.sort(key=lambda r: r[0])  # loginctl sorts ids as strings: "10" before "9"
-    lines = table(["SESSION", "UID", "USER", "SEAT", "TTY"], rows, right=(0, 1)).split("\n")
-    for line in lines if output.legend else lines[1:]:
-        output.print(line)
-    if output.legend:
-        output.print(f"\n{len(rows)} sessions listed." if rows else "No sessions.")
+    rows = [[s["id"], str(s["uid"]), s["user"], "", s["tty"] or ""] for s in sessions]
+    inv.output.show_table(["SESSION", "UID", "USER", "SEAT", "TTY"], rows, (0, 1), "sessions")
     return 0
+
+
+VERB = Verb("list-sessions", run, "List sessions", max_words=0)

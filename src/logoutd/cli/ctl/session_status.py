@@ -1,58 +1,60 @@
-"""Show a session's state and its process tree (no ID: the caller's own session)."""
+"""session-status: a session's state and its process tree (no ID: the caller's own session)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
-from logoutd.api.client import Client
-from logoutd.cli.output import Output, cgroup_tree, format_since
+from logoutd.cli import cgls
+from logoutd.cli.output import Output, format_since
+from logoutd.cli.verb import Invocation, Verb
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ids", nargs="*", metavar="ID")
-
-
-def run(client: Client, args: argparse.Namespace, output: Output) -> int:
-    ids = args.ids or ["auto"]
-    sessions = [client.call("get_session", id=i)["session"] for i in ids]
-    if output.json:
-        output.emit_json("sessions", sessions)
+def run(inv: Invocation) -> int:
+    sessions = [inv.call("get_session", id=word)["session"] for word in inv.words or ["auto"]]
+    root = inv.cgroup_root()
+    if inv.output.json:
+        for s in sessions:
+            s["processes"] = [p.to_json() for p in cgls.processes(root, s["scope"])]
+        inv.output.emit_json("sessions", sessions)
         return 0
-    root = Path(client.call("status")["cgroup_root"])
     for index, session in enumerate(sessions):
         if index:
-            output.print()
-        for line in render(session, root):
-            output.print(line)
+            inv.output.print()
+        for line in render(inv.output, session, root, show_all=inv.options.all):
+            inv.output.print(line)
     return 0
 
 
-def render(s: dict[str, Any], cgroup_root: Path) -> list[str]:
-    def row(label: str, value: str) -> str:
-        return f"{label:>16}: {value}"
-
-    lines = [f"{s['id']} - {s['user']} ({s['uid']})", row("Since", format_since(s["timestamp"]))]
+def render(output: Output, s: dict[str, Any], root: Path, show_all: bool = False) -> list[str]:
+    """print_session_status_info() of loginctl, line for line (tabs included)."""
+    lines = [f"{s['id']} - {s['user']} ({s['uid']})"]
+    if s["timestamp"]:
+        lines.append(f"\t   Since: {format_since(s['timestamp'])}")
     if s["leader"]:
-        comm = _comm(s["leader"])
-        lines.append(row("Leader", f"{s['leader']} ({comm})" if comm else str(s["leader"])))
+        comm = cgls.comm(s["leader"])
+        lines.append(f"\t  Leader: {s['leader']}" + (f" ({comm})" if comm else ""))
     if s["tty"]:
-        lines.append(row("TTY", s["tty"]))
-    if s["remote_host"]:
-        remote = f"{s['remote_user']}@{s['remote_host']}" if s["remote_user"] else s["remote_host"]
-        lines.append(row("Remote", remote))
-    lines.append(row("Service", f"{s['service'] or '-'}; type {s['type']}; class {s['class']}"))
-    lines.append(row("State", s["state"]))
+        lines.append(f"\t     TTY: {s['tty']}")
+    host, user = s["remote_host"], s["remote_user"]
+    if host and user:
+        lines.append(f"\t  Remote: {user}@{host}")
+    elif host:
+        lines.append(f"\t  Remote: {host}")
+    elif user:
+        lines.append(f"\t  Remote: user {user}")
+    if s["service"]:
+        lines.append(f"\t Service: {s['service']}; type {s['type']}; class {s['class']}")
+    else:
+        lines.append(f"\t    Type: {s['type']}; class {s['class']}")
+    lines.append(f"\t   State: {s['state']}")
     if s["stop_cause"]:
-        lines.append(row("Stopped by", f"{s['stop_cause']}: {s['kill_reason']}"))
-    lines.append(row("Unit", Path(s["scope"]).name))
-    lines.extend(" " * 18 + t for t in cgroup_tree(cgroup_root / s["scope"]))
+        # logoutd's addition: why the session is closing and what happens to its processes.
+        lines.append(f"\t Stopped: {s['stop_cause']}; {s['stop_action']}: {s['kill_reason']}")
+    lines.append(f"\t    Unit: {Path(s['scope']).name}")
+    extra = (s["leader"],) if s["leader"] else ()
+    lines += cgls.tree(output, root, s["scope"], show_all=show_all, extra=extra)
     return lines
 
 
-def _comm(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "comm").read_text().strip()
-    except OSError:
-        return ""
+VERB = Verb("session-status", run, "Show session status", "[ID…]")

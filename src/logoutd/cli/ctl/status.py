@@ -1,29 +1,34 @@
-"""Show the daemon's version, uptime, cgroup root, configuration files and counts."""
+"""status: the daemon's version, pid, uptime, cgroup root, configuration files and counts."""
 
 from __future__ import annotations
 
-import argparse
+import time
 
-from logoutd.api.client import Client
-from logoutd.cli.output import Output, format_ago
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+from logoutd.cli.output import format_since
+from logoutd.cli.verb import Invocation, Verb
 
 
-def run(client: Client, args: argparse.Namespace, output: Output) -> int:
-    status = client.call("status")
-    if output.json:
-        output.emit_json("status", status)
+def run(inv: Invocation) -> int:
+    status = inv.call("status")
+    if inv.output.json:
+        inv.output.emit_json("status", status)
         return 0
-    output.print(f"logoutd {status['version']} (pid {status['pid']}), "
-                 f"up {format_ago(status['uptime'])}")
-    output.print(f"  cgroup root: {status['cgroup_root']}")
-    output.print(f"     sessions: {status['sessions']}")
-    output.print(f"        users: {status['users']}")
+    uptime = float(status["uptime"])
     files = status["config_files"] or ["(none: built-in defaults)"]
-    output.print(f" config files: {files[0]}")
-    for name in files[1:]:
-        output.print(f"               {name}")
+    lines = [
+        f"logoutd {status['version']}",
+        f"\t     PID: {status['pid']}",
+        f"\t   Since: {format_since(time.time() - uptime)}",
+        f"\t  Socket: {inv.client.path}",
+        f"\t  Cgroup: {status['cgroup_root']}",
+        f"\tSessions: {status['sessions']}",
+        f"\t   Users: {status['users']}",
+        f"\t  Config: {files[0]}",
+        *(f"\t          {name}" for name in files[1:]),
+    ]
+    for line in lines:
+        inv.output.print(line)
     return 0
+
+
+VERB = Verb("status", run, "Show the daemon's state", max_words=0, group="Daemon")

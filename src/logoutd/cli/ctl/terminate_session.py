@@ -1,19 +1,15 @@
-"""Terminate sessions: every process of each is killed (SIGTERM, SIGHUP, then SIGKILL)."""
+"""terminate-session: end sessions and kill every process in them (SIGTERM, SIGHUP, SIGKILL)."""
 
 from __future__ import annotations
 
-import argparse
-
-from logoutd.api.client import Client
-from logoutd.cli.output import Output
+from logoutd.cli.verb import Invocation, Verb
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ids", nargs="+", metavar="ID")
-
-
-def run(client: Client, args: argparse.Namespace, output: Output) -> int:
-    results = [client.call("terminate_session", id=i)["session"] for i in args.ids]
-    if output.json:
-        output.emit_json("sessions", results)
+def run(inv: Invocation) -> int:
+    sessions = [inv.call("terminate_session", id=word)["session"] for word in inv.words]
+    if inv.output.json:
+        inv.output.emit_json("sessions", sessions)
     return 0
+
+
+VERB = Verb("terminate-session", run, "Terminate one or more sessions", "ID…", min_words=1)
