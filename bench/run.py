@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             ssh = run_ssh(args.ssh_logins)
         with World(tmp_base=base) as world:
             user = world.add_user()
-            log(f"test user {user.name} (uid {user.uid}, shell {user.shell})")
-            info["user"] = f"{user.name}, shell {user.shell}"
+            log(f"test user {user.name} (uid {user.uid}, shell /bin/bash)")
+            info["user"] = f"{user.name}, shell /bin/bash"
             daemon = world.start_daemon("d1", DEFAULT_CONFIG)
             if "logout" in parts:
                 for n in sizes:

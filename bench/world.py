@@ -3,14 +3,11 @@ at the end (processes first), also after a failure, Ctrl-C, SIGTERM or SIGHUP.""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import pwd
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,8 +25,10 @@ from logoutd.api.client import Client
 from logoutd.errors import LogoutdError
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from harness.users import TestUser, create_user, remove_user  # noqa: E402
+
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-USER_PREFIX = "lgtst"
 
 
 def log(message: str) -> None:
@@ -37,12 +36,6 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
-@dataclass(frozen=True)
-class TestUser:
-    name: str
-    uid: int
-    gid: int
-    shell: str
 
 
 class Daemon:
@@ -168,10 +161,8 @@ class World:
         return self
 
     def add_user(self) -> TestUser:
-        name = f"{USER_PREFIX}{secrets.token_hex(5)}"
-        subprocess.run(["useradd", "-m", name], check=True, capture_output=True)
-        entry = pwd.getpwnam(name)
-        user = TestUser(name, entry.pw_uid, entry.pw_gid, entry.pw_shell)
+        """A `lgtst*` user (bash, an ssh key), made and removed as the integration tests do."""
+        user = create_user(self.tmp)
         self.users.append(user)
         return user
 
@@ -202,7 +193,7 @@ class World:
                 step(f"kill processes of {user.name}", functools.partial(kill_uid, user.uid))
             step("remove the cgroup subtree", lambda: cgtree.remove_tree(self.subtree))
             for user in self.users:
-                step(f"userdel {user.name}", functools.partial(_remove_user, user))
+                step(f"userdel {user.name}", functools.partial(remove_user, user))
             step("remove the temp dir", lambda: shutil.rmtree(self.tmp))
         finally:
             signal.signal(signal.SIGINT, old_int)
@@ -229,14 +220,3 @@ def _kill_subtree(top: Path) -> None:
         cgtree.wait_empty(top, 30.0)
 
 
-def _remove_user(user: TestUser) -> None:
-    if not user.name.startswith(USER_PREFIX):
-        raise ValueError(f"refusing to remove {user.name}")
-    try:
-        pwd.getpwnam(user.name)
-    except KeyError:
-        return
-    r = subprocess.run(["userdel", "-r", user.name], capture_output=True, text=True)
-    with contextlib.suppress(KeyError):
-        pwd.getpwnam(user.name)
-        raise RuntimeError(f"userdel {user.name} failed ({r.returncode}): {r.stderr.strip()}")
