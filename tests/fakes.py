@@ -255,12 +255,28 @@ class FakeStore:
 class FakeUserDb:
     def __init__(self, accounts: Sequence[Account] = ()) -> None:
         self.accounts = {a.uid: a for a in accounts}
+        self.groups: dict[str, tuple[str, ...]] = {}
 
     def by_uid(self, uid: int) -> Account | None:
         return self.accounts.get(uid)
 
     def by_name(self, name: str) -> Account | None:
         return next((a for a in self.accounts.values() if a.name == name), None)
+
+    def group_names(self, account: Account) -> tuple[str, ...]:
+        return self.groups.get(account.name, (account.name,))
+
+
+class FakeAudit:
+    def __init__(self, detailed: bool = True) -> None:
+        self.detailed = detailed
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def record(self, event: str, **fields: Any) -> None:
+        self.records.append((event, fields))
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        return [f for e, f in self.records if e == event]
 
 
 class FakeUserFiles:

@@ -11,6 +11,7 @@ from logoutd.core.context import Ports
 from logoutd.core.manager import Manager
 from logoutd.core.ports import Account
 from tests.fakes import (
+    FakeAudit,
     FakeCgroups,
     FakeClock,
     FakeProcesses,
@@ -33,6 +34,7 @@ class Core:
     cgroups: FakeCgroups
     store: FakeStore
     userfiles: FakeUserFiles
+    audit: FakeAudit
     ports: Ports
     manager: Manager
 
@@ -52,8 +54,9 @@ def make_core(config: Config | None = None) -> Core:
     cgroups = FakeCgroups(world)
     store = FakeStore()
     userfiles = FakeUserFiles()
-    ports = Ports(clock, processes, cgroups, store, FakeUserDb([ALICE, BOB, ROOT]), userfiles)
-    return Core(world, clock, processes, cgroups, store, userfiles, ports,
+    audit = FakeAudit()
+    ports = Ports(clock, processes, cgroups, store, FakeUserDb([ALICE, BOB, ROOT]), userfiles, audit)
+    return Core(world, clock, processes, cgroups, store, userfiles, audit, ports,
                 Manager(ports, config or Config()))
 
 

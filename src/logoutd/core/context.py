@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from logoutd.config.model import Config
-from logoutd.core.ports import CgroupTree, Clock, ProcessTable, StateStore, UserDb, UserFiles
+from logoutd.core.ports import (
+    AuditLog,
+    CgroupTree,
+    Clock,
+    NullAudit,
+    ProcessTable,
+    StateStore,
+    UserDb,
+    UserFiles,
+)
 
 if TYPE_CHECKING:
     from logoutd.core.sessions import Session
@@ -25,6 +34,7 @@ class Ports:
     store: StateStore
     userdb: UserDb
     userfiles: UserFiles
+    audit: AuditLog = field(default_factory=NullAudit)
 
 
 @dataclass

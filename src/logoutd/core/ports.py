@@ -134,6 +134,28 @@ class UserDb(Protocol):
 
     def by_name(self, name: str) -> Account | None: ...
 
+    def group_names(self, account: Account) -> tuple[str, ...]:
+        """The user's primary and supplementary group names (for [Policy] @group entries)."""
+        ...
+
+
+class AuditLog(Protocol):
+    """The audit trail: JSON lines and syslog. `detailed`: per-process records are wanted."""
+
+    @property
+    def detailed(self) -> bool: ...
+
+    def record(self, event: str, **fields: Any) -> None: ...
+
+
+class NullAudit:
+    """No audit file configured: records go nowhere, and nothing is gathered for them."""
+
+    detailed = False
+
+    def record(self, event: str, **fields: Any) -> None:
+        pass
+
 
 class UserFiles(Protocol):
     """Per-user files outside the cgroup tree: runtime dir, linger flags, IPC objects."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import grp
 import logging
 import os
 import pwd
@@ -31,6 +32,15 @@ class UserDb:
             return _account(pwd.getpwnam(name))
         except KeyError:
             return None
+
+    def group_names(self, account: Account) -> tuple[str, ...]:
+        names = []
+        for gid in os.getgrouplist(account.name, account.gid):
+            try:
+                names.append(grp.getgrgid(gid).gr_name)
+            except KeyError:
+                continue
+        return tuple(names)
 
 
 def _account(entry: pwd.struct_passwd) -> Account:
