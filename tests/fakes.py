@@ -60,6 +60,9 @@ class FakeProcess:
     alive: bool = True
     received: list[int] = field(default_factory=list)
     sessionid: int | None = None
+    ppid: int = 1
+    sid: int = 0  # 0: its own session (as after setsid)
+    tty_nr: int = 0
 
 
 class World:
@@ -148,7 +151,12 @@ class FakeProcesses:
         proc = self.world.procs.get(pid)
         if proc is None or not proc.alive:
             return None
-        return ProcessInfo(pid, 1, proc.uid, "sleep", "sleep 1000")
+        ignored = 0
+        for signo in proc.ignores:
+            ignored |= 1 << (signo - 1)
+        return ProcessInfo(pid, proc.ppid, proc.uid, "sleep", "sleep 1000", exe="/usr/bin/sleep",
+                           start_time=1_000.0, tty_nr=proc.tty_nr, sid=proc.sid or proc.pid,
+                           sig_ignored=ignored)
 
     def tty_idle_since(self, tty: str) -> float | None:
         return self.tty_atimes.get(tty) if hasattr(self, "tty_atimes") else None
@@ -235,6 +243,7 @@ class FakeCgroups:
 class FakeStore:
     def __init__(self) -> None:
         self.data: dict[tuple[str, str], dict[str, Any]] = {}
+        self.lines: dict[str, list[dict[str, Any]]] = {}
         self.counter = 1
 
     def save(self, kind: str, key: str, record: dict[str, Any]) -> None:
@@ -245,6 +254,13 @@ class FakeStore:
 
     def load_all(self, kind: str) -> list[dict[str, Any]]:
         return [dict(v) for (k, _), v in sorted(self.data.items()) if k == kind]
+
+    def append_lines(self, kind: str, records: list[dict[str, Any]], keep: int) -> None:
+        self.lines.setdefault(kind, []).extend(dict(r) for r in records)
+        del self.lines[kind][:-keep]
+
+    def load_lines(self, kind: str, limit: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.lines.get(kind, [])[-limit:]]
 
     def reserve_counter(self, block: int) -> tuple[int, int]:
         first = self.counter

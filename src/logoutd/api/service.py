@@ -12,6 +12,7 @@ from typing import Any
 from logoutd import __version__
 from logoutd.config.model import Config
 from logoutd.config.schema import OPTIONS, render_value
+from logoutd.core.leftovers import as_dict as leftover_view
 from logoutd.core.manager import Manager, SessionRequest
 from logoutd.core.sessions import Session
 from logoutd.core.users import User
@@ -144,6 +145,8 @@ class Service:
                                   "Effective options, each with the file:line it came from."),
             "reload": Method(self.reload, {}, "Root: re-read the configuration."),
             "status": Method(self.status, {}, "Daemon version, uptime, roots, counts."),
+            "leftovers": Method(self.leftovers, {"session": Param(str), "uid": Param(int)},
+                                "Processes left in scopes when sessions ended, and why."),
         }
 
     def call(self, caller: Caller, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +280,10 @@ class Service:
     def reload(self, caller: Caller) -> dict[str, Any]:
         self._require_root(caller, "reload the configuration")
         return self.info.reload()
+
+    def leftovers(self, caller: Caller, *, session: str | None, uid: int | None) -> dict[str, Any]:
+        records = self.manager.leftovers.query(session=session, uid=uid)
+        return {"leftovers": [leftover_view(r) for r in records]}
 
     def status(self, caller: Caller) -> dict[str, Any]:
         return {

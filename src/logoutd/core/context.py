@@ -20,6 +20,7 @@ from logoutd.core.ports import (
 )
 
 if TYPE_CHECKING:
+    from logoutd.core.leftovers import LeftoverLog
     from logoutd.core.sessions import Session
     from logoutd.core.users import User
 
@@ -46,3 +47,4 @@ class Context:
     # Set by the manager: called when a session was finalized or a user may be collected.
     on_session_removed: Callable[[Session], None]
     on_user_removed: Callable[[User], None]
+    leftovers: LeftoverLog

@@ -10,6 +10,7 @@ from typing import Any
 from logoutd.config.model import Config
 from logoutd.core.context import Context, Ports, log
 from logoutd.core.decision import KillDecision, StopAction
+from logoutd.core.leftovers import LeftoverLog
 from logoutd.core.ports import Account
 from logoutd.core.sessions import Session, StopCause
 from logoutd.core.users import User
@@ -47,7 +48,8 @@ class SessionRequest:
 class Manager:
     def __init__(self, ports: Ports, config: Config) -> None:
         self.ports = ports
-        self.ctx = Context(ports, config, self._session_removed, self._user_removed)
+        self.leftovers = LeftoverLog(ports.store)
+        self.ctx = Context(ports, config, self._session_removed, self._user_removed, self.leftovers)
         self.sessions: dict[str, Session] = {}
         self.users: dict[int, User] = {}
         self._by_leader: dict[int, Session] = {}  # release_session looks up by leader pid
@@ -218,6 +220,7 @@ class Manager:
 
     def restore(self) -> None:
         """Reload saved users and sessions, re-check them against cgroups and processes."""
+        self.leftovers.restore()
         for record in self.ports.store.load_all("users"):
             self._restore_user(record)
         for record in self.ports.store.load_all("sessions"):

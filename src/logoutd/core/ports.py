@@ -34,6 +34,11 @@ class ProcessInfo:
     uid: int
     comm: str
     cmdline: str
+    exe: str = ""
+    start_time: float = 0.0  # epoch seconds
+    tty_nr: int = 0  # field 7 of /proc/PID/stat; 0: no controlling tty
+    sid: int = 0  # session id (setsid)
+    sig_ignored: int = 0  # SigIgn mask from /proc/PID/status
 
 
 class ProcessTable(Protocol):
@@ -115,6 +120,12 @@ class StateStore(Protocol):
     def remove(self, kind: str, key: str) -> None: ...
 
     def load_all(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def append_lines(self, kind: str, records: list[dict[str, Any]], keep: int) -> None:
+        """Append records to a private log of that kind, keeping about the newest `keep`."""
+        ...
+
+    def load_lines(self, kind: str, limit: int) -> list[dict[str, Any]]: ...
 
     def reserve_counter(self, block: int) -> tuple[int, int]:
         """Reserve `block` ids; returns the half-open range (first, limit) persisted before use."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
+from logoutd.core.leftovers import Leftover, as_dict, escape_reasons, tty_name
 from logoutd.core.ports import ProcessRef
 from logoutd.core.timers import Timers
 from logoutd.errors import InvalidArgument, ProcessGone
@@ -97,6 +98,9 @@ class Session:
         self._arm_idle_timer()
         self.save()
         log.info("New session %s of user %s.", self.id, self.user.name)
+        self.ctx.ports.audit.record("session-new", session=self.id, user=self.user.name,
+                                    uid=self.user.uid, leader=self.leader_pid, service=self.service,
+                                    tty=self.tty, remote_host=self.remote_host)
 
     def _watch(self) -> None:
         ports = self.ctx.ports
@@ -155,11 +159,14 @@ class Session:
             "Session %s of user %s stopping (%s): %s, %s.",
             self.id, self.user.name, cause, self.decision.action, self.decision.reason,
         )
+        self.ctx.ports.audit.record("session-stop", session=self.id, user=self.user.name,
+                                    cause=str(cause), action=str(self.decision.action),
+                                    reason=self.decision.reason)
+        if self.decision.action is StopAction.RECORD or self.ctx.ports.audit.detailed:
+            self._record_leftovers()
         if self.decision.kill:
             self._kill()
         elif self.ctx.ports.cgroups.is_populated(self.scope):
-            if self.decision.action is StopAction.RECORD:
-                self._record_leftovers()
             log.info("Session %s logged out. Waiting for processes to exit.", self.id)
         self.save()
         self.gc()
@@ -172,6 +179,8 @@ class Session:
         self.term_sent = True
         if signalled:
             log.info("Session %s: sent SIGTERM, SIGCONT, SIGHUP to %d processes.", self.id, signalled)
+            self.ctx.ports.audit.record("signalled", session=self.id, user=self.user.name,
+                                        signals=["SIGTERM", "SIGCONT", "SIGHUP"], count=signalled)
         if cgroups.is_populated(self.scope) and deadline != math.inf:
             self.sigkill_at = deadline
             self._arm_sigkill(max(0.0, deadline - clock.now()))
@@ -185,20 +194,40 @@ class Session:
             return
         if self.ctx.ports.cgroups.is_populated(self.scope):
             log.info("Session %s: stop timed out, killing what is left (cgroup.kill).", self.id)
+            left = len(self.ctx.ports.cgroups.pids(self.scope))
+            self.ctx.ports.audit.record("signalled", session=self.id, user=self.user.name,
+                                        signals=["SIGKILL"], count=left)
             self.ctx.ports.cgroups.kill(self.scope)
         self.sigkill_sent = True
         self.save()
         self.gc()
 
     def _record_leftovers(self) -> None:
-        processes = self.ctx.ports.processes
+        """What is still in the scope as the session ends, and how each would escape a classic
+        logout. Permissive mode always; otherwise only with an audit log (it reads /proc per
+        process, which a plain kill does not need)."""
+        assert self.decision is not None
+        processes, now = self.ctx.ports.processes, self.ctx.ports.clock.now()
+        action = "killed" if self.decision.kill else "kept"
+        records = []
         for pid in self.ctx.ports.cgroups.pids(self.scope):
             info = processes.describe(pid)
-            if info is not None:
-                log.info(
-                    "Session %s: leftover process %d (%s) %s, not killed (permissive).",
-                    self.id, info.pid, info.comm, info.cmdline,
-                )
+            if info is None:
+                continue
+            records.append(Leftover(
+                session=self.id, user=self.user.name, uid=self.user.uid, action=action,
+                recorded_at=now, pid=info.pid, ppid=info.ppid, proc_uid=info.uid, comm=info.comm,
+                exe=info.exe, cmdline=info.cmdline, start_time=info.start_time,
+                tty=tty_name(info.tty_nr), why=escape_reasons(info),
+            ))
+        if not records:
+            return
+        self.ctx.leftovers.add(records)
+        for record in records:
+            self.ctx.ports.audit.record("leftover", **as_dict(record))
+        if self.decision.action is StopAction.RECORD:
+            log.info("Session %s: %d processes left behind, not killed (permissive); "
+                     "see logoutctl leftovers --session %s.", self.id, len(records), self.id)
 
     def kill(self, who: str, signo: int) -> int:
         """Signal the leader or every process; the session is not stopped (logind's KillSession)."""
@@ -244,6 +273,7 @@ class Session:
             self.leader = None
         ports.store.remove("sessions", self.id)
         log.info("Removed session %s.", self.id)
+        self.ctx.ports.audit.record("session-removed", session=self.id, user=self.user.name)
         self.ctx.on_session_removed(self)
 
     # -- events --------------------------------------------------------------------------

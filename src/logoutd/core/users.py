@@ -188,6 +188,7 @@ class User:
                 log.info("User %s: removed %d IPC objects.", self.name, removed)
         ports.store.remove("users", str(self.uid))
         log.info("User %s logged out.", self.name)
+        ports.audit.record("user-removed", user=self.name, uid=self.uid)
         self.ctx.on_user_removed(self)
 
     def to_record(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import resource
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from logoutd.api.server import ApiServer
@@ -18,6 +18,7 @@ from logoutd.core.context import Ports
 from logoutd.core.manager import Manager
 from logoutd.paths import Paths
 from logoutd.system.accounts import UserDb, UserFiles
+from logoutd.system.audit import AuditFile
 from logoutd.system.cgroups import CgroupTree
 from logoutd.system.inotify import Inotify
 from logoutd.system.procfs import ProcessTable
@@ -63,6 +64,10 @@ class GuardedCgroupTree(CgroupTree):
 class Runtime:
     paths: Paths
     config_result: ConfigResult
+    audit: AuditFile = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit = AuditFile(self.config_result.config.audit_log)
 
     async def run(self, ready: Callable[[Manager], None] | None = None) -> int:
         loop = asyncio.get_running_loop()
@@ -79,6 +84,7 @@ class Runtime:
             userdb=UserDb(),
             userfiles=UserFiles(self.paths.user_runtime_root, self.paths.linger_dir,
                                 self.config_result.config.runtime_directory_size),
+            audit=self.audit,
         )
         manager = Manager(ports, self.config_result.config)
         manager.restore()
@@ -113,10 +119,13 @@ class Runtime:
         if result.fatal is not None:
             log.warning("Config reload failed, keeping the previous configuration: %s",
                         result.fatal)
+            self.audit.record("reload", files=list(result.files), error=str(result.fatal))
             return {"reloaded": False, "error": str(result.fatal),
                     "warnings": [str(w) for w in result.warnings]}
         self.config_result = result
         manager.set_config(result.config)
+        self.audit.configure(result.config.audit_log)
+        self.audit.record("reload", files=list(result.files), warnings=[str(w) for w in result.warnings])
         log.info("Config file reloaded.")
         return {"reloaded": True, "files": list(result.files),
                 "warnings": [str(w) for w in result.warnings]}

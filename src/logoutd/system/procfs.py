@@ -32,6 +32,7 @@ class ProcessTable:
         self._loop = loop
         self._proc = proc
         self._fds: dict[ProcessRef, int] = {}
+        self._btime: float | None = None
 
     def pin(self, pid: int) -> ProcessRef:
         try:
@@ -105,16 +106,38 @@ class ProcessTable:
         return None if value in (0, AUDIT_SESSION_UNSET) else value
 
     def describe(self, pid: int) -> ProcessInfo | None:
+        """What a leftovers record needs; None if the process is gone (a race, not an error)."""
         base = self._proc / str(pid)
         try:
             stat = read_stat(pid, self._proc)
             comm = (base / "comm").read_text().rstrip("\n")
             raw = (base / "cmdline").read_bytes()
+            status = (base / "status").read_text()
             uid = base.stat().st_uid
         except (OSError, ProcessGone):
             return None
+        try:
+            exe = os.readlink(base / "exe")
+        except OSError:
+            exe = ""  # kernel threads, or another mount namespace's binary we may not read
+        ignored = next((int(line.split()[1], 16) for line in status.splitlines()
+                        if line.startswith("SigIgn:")), 0)
         cmdline = " ".join(a.decode(errors="replace") for a in raw.split(b"\0") if a)
-        return ProcessInfo(pid=pid, ppid=int(stat[1]), uid=uid, comm=comm, cmdline=cmdline)
+        return ProcessInfo(
+            pid=pid, ppid=int(stat[1]), uid=uid, comm=comm, cmdline=cmdline, exe=exe,
+            start_time=self._boot_time() + int(stat[19]) / os.sysconf("SC_CLK_TCK"),
+            tty_nr=int(stat[4]), sid=int(stat[3]), sig_ignored=ignored,
+        )
+
+    def _boot_time(self) -> float:
+        if self._btime is None:
+            for line in (self._proc / "stat").read_text().splitlines():
+                if line.startswith("btime "):
+                    self._btime = float(line.split()[1])
+                    break
+            else:
+                self._btime = 0.0
+        return self._btime
 
     def tty_idle_since(self, tty: str) -> float | None:
         try:

@@ -33,6 +33,7 @@ class StateStore:
         for kind in ("sessions", "users"):
             (runtime_dir / kind).mkdir(parents=True, exist_ok=True, mode=0o700)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        self._line_counts: dict[str, int] = {}
 
     def _path(self, kind: str, key: str) -> Path:
         if "/" in key or key.startswith("."):
@@ -60,6 +61,38 @@ class StateStore:
                 continue
             records.append(record)
         return records
+
+    def append_lines(self, kind: str, records: list[dict[str, Any]], keep: int) -> None:
+        path = self.runtime_dir / f"{kind}.jsonl"
+        count = self._line_counts.get(kind)
+        if count is None:
+            count = len(self._read_lines(path))
+        if count + len(records) > 2 * keep:  # compact now and then, not at every append
+            kept = self._read_lines(path)[-keep:]
+            write_atomic(path, "".join(line + "\n" for line in kept))
+            count = len(kept)
+        with open(path, "a", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC, 0o600)) as f:
+            for record in records:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+        self._line_counts[kind] = count + len(records)
+
+    def load_lines(self, kind: str, limit: int) -> list[dict[str, Any]]:
+        records = []
+        for line in self._read_lines(self.runtime_dir / f"{kind}.jsonl")[-limit:]:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a torn last line after a crash
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    @staticmethod
+    def _read_lines(path: Path) -> list[str]:
+        try:
+            return path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
 
     def reserve_counter(self, block: int) -> tuple[int, int]:
         path = self.state_dir / "session-counter"

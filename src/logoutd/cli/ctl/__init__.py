@@ -19,6 +19,7 @@ from logoutd.cli import properties, resolve
 from logoutd.cli.ctl import (
     kill_session,
     kill_user,
+    leftovers,
     linger,
     list_sessions,
     list_users,
@@ -42,7 +43,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     kill_session.VERB,
     list_users.VERB, user_status.VERB, show_user.VERB, terminate_user.VERB, kill_user.VERB,
     linger.ENABLE, linger.DISABLE,
-    placeholders.RUN, placeholders.LEFTOVERS,
+    placeholders.RUN, leftovers.VERB,
     show_config.VERB, reload.VERB, status.VERB,
 )}  # fmt: skip
 DEFAULT_VERB = "list-sessions"
@@ -63,6 +64,8 @@ Options:
      --kill-whom=WHOM    Whom to send the signal to: leader or all (default)
   -s --signal=SIGNAL     Which signal to send: a name (SIGTERM, TERM) or a number (15);
                          "help" lists them
+     --session=ID        leftovers: only this session's
+     --user=USER         leftovers: only this user's (name or uid)
 """
 
 
@@ -90,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-l", "--full", action="store_true")
     parser.add_argument("--kill-whom", choices=("leader", "all"), default="all")
     parser.add_argument("-s", "--signal", default="SIGTERM")
+    parser.add_argument("--session")
+    parser.add_argument("--user")
     parser.add_argument("words", nargs="*")
     return parser
 
@@ -147,7 +152,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
         return 0
 
 
-_TAKES_VALUE = ("--socket", "-p", "--property", "-P", "-s", "--signal", "--kill-whom")
+_TAKES_VALUE = ("--socket", "-p", "--property", "-P", "-s", "--signal", "--kill-whom", "--session",
+                "--user")
 COMMAND_VERBS = ("run",)  # everything after the verb is the command, options included
 
 

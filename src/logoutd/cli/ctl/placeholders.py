@@ -1,4 +1,4 @@
-"""run / leftovers: verbs a later logoutd release fills in; until then a clear error (exit 3)."""
+"""run: a verb a later logoutd release fills in; until then a clear error (exit 3)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,5 @@ def run_command(inv: Invocation) -> int:
                        "scopes or units for users.")
 
 
-def leftovers(inv: Invocation) -> int:
-    raise NotAvailable("logoutctl leftovers is not available yet: this logoutd does not "
-                       "record leftover processes.")
-
-
 RUN = Verb("run", run_command, "Run a command in its own scope or unit (not available yet)",
            "COMMAND…", min_words=1, group="Process")
-LEFTOVERS = Verb("leftovers", leftovers,
-                 "List processes left behind at logout (not available yet)", "[USER…]",
-                 group="Process")

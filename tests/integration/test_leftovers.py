@@ -1,0 +1,83 @@
+"""Permissive mode and the audit log on real sessions: nothing killed, every leftover recorded
+with the right fields and the reason it would have outlived a classic logout."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+
+from harness.checks import assert_alive_for, wait_gone, wait_session_removed
+from harness.login import script
+from harness.procs import signal_proc
+
+from logoutd.cli.ctl import main as logoutctl
+
+
+def _audit(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_permissive_keeps_and_records_leftovers(env, user, pam, start_daemon):
+    audit = env.tmp / "audit.jsonl"
+    daemon = start_daemon(f"[Login]\nKillUserProcesses=permissive\n[Logoutd]\nAuditLog={audit}\n")
+    login = env.login("su", pam, user, script("nohup", "daemon"))
+    procs = login.wait_ready()
+    env.track(procs.values())
+    session = daemon.wait_session(user.name)
+    assert login.logout() == 0, login.report()
+
+    assert_alive_for(env, procs.values(), 1.0)  # permissive: nothing is killed
+    records = daemon.wait_for(
+        lambda: len(daemon.call("leftovers", session=session["id"])["leftovers"]) >= 2
+        and daemon.call("leftovers", session=session["id"])["leftovers"], 5, "leftover records")
+    by_pid = {r["pid"]: r for r in records}
+    nohup, setsid = by_pid[procs["nohup"].pid], by_pid[procs["daemon"].pid]
+    for record, argv in ((nohup, "sleep 1000"), (setsid, "sleep 1001")):
+        assert record["action"] == "kept" and record["user"] == user.name, record
+        assert record["uid"] == user.uid and record["proc_uid"] == user.uid, record
+        assert record["comm"] == "sleep" and record["exe"].endswith("/sleep"), record
+        assert record["cmdline"] == argv, record
+        boot = float(next(x.split()[1] for x in open("/proc/stat") if x.startswith("btime")))
+        started = boot + int(open(f"/proc/{record['pid']}/stat").read().rsplit(")", 1)[1].split()[19]) \
+            / os.sysconf("SC_CLK_TCK")
+        assert abs(record["start_time"] - started) < 0.05, record
+        assert record["tty"] == "" and "no controlling tty" in record["why"], record
+    assert "ignores SIGHUP" in nohup["why"], nohup
+    assert "daemonized: leads its own session (setsid)" in setsid["why"], setsid
+    assert "ignores SIGHUP" in setsid["why"], setsid  # trap "" HUP
+
+    out, err = io.StringIO(), io.StringIO()
+    assert logoutctl(["leftovers", "--session", session["id"]],
+                     {"LOGOUTD_SOCKET": str(env.socket)}, out, err) == 0, err.getvalue()
+    text = out.getvalue()
+    assert "SESSION" in text and str(procs["nohup"].pid) in text and "ignores SIGHUP" in text, text
+
+    events = [e["event"] for e in _audit(audit)]
+    assert events.count("leftover") == 2 and "session-new" in events, events
+    stop = next(e for e in _audit(audit) if e["event"] == "session-stop")
+    assert stop["action"] == "record" and "permissive" in stop["reason"], stop
+
+    for proc in procs.values():
+        signal_proc(proc, 9)
+    wait_gone(env, procs.values(), 5)
+    wait_session_removed(env, daemon, session)
+
+
+def test_kill_mode_with_audit_log_records_what_was_killed(env, user, pam, start_daemon):
+    audit = env.tmp / "audit.jsonl"
+    daemon = start_daemon(f"[Logoutd]\nAuditLog={audit}\n")
+    login = env.login("su", pam, user, script("nohup"))
+    procs = login.wait_ready()
+    env.track(procs.values())
+    session = daemon.wait_session(user.name)
+    t0 = time.monotonic()
+    assert login.logout() == 0, login.report()
+    wait_gone(env, procs.values(), 5)
+    assert time.monotonic() - t0 < 5
+    records = daemon.call("leftovers", session=session["id"])["leftovers"]
+    assert [r["action"] for r in records if r["pid"] == procs["nohup"].pid] == ["killed"], records
+    signalled = [e for e in _audit(audit) if e["event"] == "signalled"]
+    assert signalled and signalled[0]["signals"] == ["SIGTERM", "SIGCONT", "SIGHUP"], signalled
+    wait_session_removed(env, daemon, session)
