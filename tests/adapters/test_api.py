@@ -161,3 +161,24 @@ def test_owner_may_terminate_own_session(served: Served) -> None:
 
 def test_access_denied_error_class() -> None:
     assert AccessDenied("x").code == "access_denied" and ProtocolError("x").exit_status == 11
+
+
+@needs_root
+def test_linger_self_follows_linger_self_allow(served: Served) -> None:
+    from logoutd.config.model import Config
+
+    served.run(served.core.manager.set_config, Config(linger_self_allow=("bob", "@ops")))
+    ok, out = _as_user(served, 1000, "set_linger", enable=True)
+    assert not ok and out.startswith("access_denied"), out
+    assert "user alice is not in LingerSelfAllow=bob @ops" in out, out
+    assert "alice" not in served.core.userfiles.linger
+    denied = served.core.audit.events("linger")[-1]
+    assert denied["granted"] is False and "LingerSelfAllow=" in denied["rule"]
+
+    served.core.ports.userdb.groups["alice"] = ("alice", "ops")  # type: ignore[attr-defined]
+    ok, out = _as_user(served, 1000, "set_linger", enable=True)
+    assert ok, out
+    assert "alice" in served.core.userfiles.linger
+    assert served.core.audit.events("linger")[-1]["granted"] is True
+    ok, out = _as_user(served, 1001, "set_linger", uid=1000, enable=False)
+    assert not ok and out.startswith("access_denied"), out  # never another user's

@@ -271,7 +271,15 @@ class Service:
         uid = self._uid(caller, uid)
         verb = "enable" if enable else "disable"
         self._require_owner(caller, uid, f"{verb} linger")
+        if not caller.is_root:
+            decision = self.manager.linger_policy(uid)
+            if not decision.allowed:
+                self.manager.ports.audit.record("linger", uid=uid, enable=enable, by=caller.uid,
+                                                granted=False, rule=decision.rule)
+                raise AccessDenied(f"Linger denied: {decision.rule}.")
         account = self.manager.set_linger(uid, enable)
+        self.manager.ports.audit.record("linger", uid=uid, user=account.name, enable=enable,
+                                        by=caller.uid, granted=True)
         return {"uid": account.uid, "name": account.name, "linger": enable}
 
     def show_config(self, caller: Caller) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from logoutd.config.model import Config
 from logoutd.core.context import Context, Ports, log
 from logoutd.core.decision import KillDecision, StopAction
 from logoutd.core.leftovers import LeftoverLog
+from logoutd.core.policy import PolicyDecision, may_linger_self
 from logoutd.core.ports import Account
 from logoutd.core.sessions import Session, StopCause
 from logoutd.core.users import User
@@ -180,6 +181,13 @@ class Manager:
 
     def kill_user(self, user: User, signo: int) -> int:
         return self.ports.cgroups.signal_all(user.slice, (signo,))
+
+    def linger_policy(self, uid: int) -> PolicyDecision:
+        """LingerSelfAllow= for this user (root bypasses it at the edge, as logind's polkit)."""
+        account = self.ports.userdb.by_uid(uid)
+        if account is None:
+            raise NoSuchUser(f"No user with uid {uid} known to the user database.")
+        return may_linger_self(self.config, account.name, self.ports.userdb.group_names(account))
 
     def set_linger(self, uid: int, enable: bool) -> Account:
         """Linger on: flag file, then start the user now. Off: remove it; the user may be collected."""
