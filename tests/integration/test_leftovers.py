@@ -7,6 +7,7 @@ import io
 import json
 import os
 import time
+from pathlib import Path
 
 from harness.checks import assert_alive_for, wait_gone, wait_session_removed
 from harness.login import script
@@ -39,9 +40,10 @@ def test_permissive_keeps_and_records_leftovers(env, user, pam, start_daemon):
         assert record["uid"] == user.uid and record["proc_uid"] == user.uid, record
         assert record["comm"] == "sleep" and record["exe"].endswith("/sleep"), record
         assert record["cmdline"] == argv, record
-        boot = float(next(x.split()[1] for x in open("/proc/stat") if x.startswith("btime")))
-        started = boot + int(open(f"/proc/{record['pid']}/stat").read().rsplit(")", 1)[1].split()[19]) \
-            / os.sysconf("SC_CLK_TCK")
+        stat = Path("/proc/stat").read_text().splitlines()
+        boot = float(next(x.split()[1] for x in stat if x.startswith("btime")))
+        ticks = int(Path(f"/proc/{record['pid']}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
         assert abs(record["start_time"] - started) < 0.05, record
         assert record["tty"] == "" and "no controlling tty" in record["why"], record
     assert "ignores SIGHUP" in nohup["why"], nohup

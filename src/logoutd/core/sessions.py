@@ -9,9 +9,11 @@ import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from logoutd.core.autokeep import keep_trees
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
 from logoutd.core.leftovers import Leftover, as_dict, escape_reasons, tty_name
+from logoutd.core.policy import may_keep
 from logoutd.core.ports import ProcessRef
 from logoutd.core.timers import Timers
 from logoutd.errors import InvalidArgument, ProcessGone
@@ -162,6 +164,8 @@ class Session:
         self.ctx.ports.audit.record("session-stop", session=self.id, user=self.user.name,
                                     cause=str(cause), action=str(self.decision.action),
                                     reason=self.decision.reason)
+        if self.decision.kill and not force and self.ctx.config.auto_keep:
+            self._auto_keep()
         if self.decision.action is StopAction.RECORD or self.ctx.ports.audit.detailed:
             self._record_leftovers()
         if self.decision.kill:
@@ -201,6 +205,31 @@ class Session:
         self.sigkill_sent = True
         self.save()
         self.gc()
+
+    def _auto_keep(self) -> None:
+        """AutoKeep=: move listed executables' process trees to scopes of the user's own."""
+        ports, config = self.ctx.ports, self.ctx.config
+        infos = [i for pid in ports.cgroups.pids(self.scope) if (i := ports.processes.describe(pid))]
+        trees = keep_trees(infos, config.auto_keep)
+        if not trees:
+            return
+        policy = may_keep(config, self.user.name, ports.userdb.group_names(self.user.account))
+        for root, pids in trees.items():
+            scope = f"{self.user.service}/app.slice/autokeep-{root}.scope"
+            ports.audit.record("keep", session=self.id, user=self.user.name, unit=scope.rsplit("/", 1)[-1],
+                               pids=pids, granted=policy.allowed,
+                               rule=f"AutoKeep= ({'allowed' if policy.allowed else 'denied'}: {policy.rule})")
+            if not policy.allowed:
+                log.info("Session %s: not keeping process %d (AutoKeep=): %s.", self.id, root, policy.rule)
+                continue
+            ports.cgroups.create(scope)
+            for pid in pids:
+                try:
+                    ports.cgroups.move(scope, pid)
+                except ProcessGone:
+                    continue  # exited meanwhile: nothing to keep
+            log.info("Session %s: kept process %d and %d children in %s (AutoKeep=).",
+                     self.id, root, len(pids) - 1, scope)
 
     def _record_leftovers(self) -> None:
         """What is still in the scope as the session ends, and how each would escape a classic
