@@ -27,6 +27,7 @@ except ImportError:  # run without the venv: use the checkout
 
 import cgtree  # noqa: E402
 from logout_bench import LogoutResult, run_logout  # noqa: E402
+from lost_bench import LostResult, run_lost  # noqa: E402
 from pam_bench import IDLE_GAP, PamResult, run_pam  # noqa: E402
 from report import Row, machine, render_markdown, render_text, write_doc  # noqa: E402
 from scale_bench import SCALE_CONFIG, ScaleResult, check_limits, raise_nofile, run_scale  # noqa: E402
@@ -53,7 +54,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sessions", type=int, default=10000, help="live sessions with --full")
     p.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU window with --full")
     p.add_argument("--ssh-logins", type=int, default=50, help="ssh logins at once (default 50)")
-    p.add_argument("--only", choices=("logout", "pam", "ssh", "scale"), action="append",
+    p.add_argument("--lost-sessions", type=int, default=1000,
+                   help="short su -l sessions for the lost-kill count (default 1000)")
+    p.add_argument("--only", choices=("logout", "pam", "ssh", "lost", "scale"), action="append",
                    help="run only these parts (repeatable; scale implies --full)")
     p.add_argument("--tmp-base", type=Path, help="where the temp dir goes (default: a tmpfs, "
                    "as /run is in production: /run if tmpfs, else /dev/shm)")
@@ -99,7 +102,7 @@ def tmpfs_base() -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    parts = set(args.only or ("logout", "pam", "ssh", "scale"))
+    parts = set(args.only or ("logout", "pam", "ssh", "lost", "scale"))
     if "scale" in (args.only or ()):
         args.full = True
     why = preflight()
@@ -117,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     scale: ScaleResult | None = None
     scale_skip: str | None = None
     ssh: SshResult | None = None
+    lost: LostResult | None = None
     try:
+        if "lost" in parts:
+            log(f"{args.lost_sessions} short su -l sessions, each leaving a nohup job")
+            lost = run_lost(args.lost_sessions)
         if "ssh" in parts:
             log(f"{args.ssh_logins} ssh logins at once, with and without the hook")
             ssh = run_ssh(args.ssh_logins)
@@ -152,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: interrupted ({str(e) or 'Ctrl-C'}); cleaned up, no report written", file=sys.stderr)
         return 130
     info["duration"] = f"{(time.monotonic() - started) / 60:.1f} min"
-    rows = build_rows(logouts, ignorers, pam, scale, ssh)
+    rows = build_rows(logouts, ignorers, pam, scale, ssh, lost)
     print(render_text(rows, info), end="")
     if not args.no_doc:
         generated = render_generated(rows, info, logouts, ignorers, pam, scale, scale_skip, args)
@@ -169,7 +176,8 @@ def _ratio(a: float, b: float) -> str:
 
 
 def build_rows(logouts: list[LogoutResult], ignorers: list[LogoutResult], pam: PamResult | None,
-               scale: ScaleResult | None, ssh: SshResult | None = None) -> list[Row]:
+               scale: ScaleResult | None, ssh: SshResult | None = None,
+               lost: LostResult | None = None) -> list[Row]:
     rows: list[Row] = []
     for r in logouts:
         lo, k = median(r.logoutd), median(r.kernel)
@@ -223,6 +231,11 @@ def build_rows(logouts: list[LogoutResult], ignorers: list[LogoutResult], pam: P
             ms(median(pam.create_isolated)),
             f"kernel: 1 cgroup.procs write {ms(median(pam.migrate_isolated))}",
             f"+{ms(median(pam.create_isolated) - median(pam.migrate_isolated))}", "", None))
+    if lost is not None:
+        rows.append(Row(
+            f"Lost kills: short su -l sessions each leaving nohup, {lost.sessions} in a row",
+            f"{lost.survivors}/{lost.sessions}", f"{lost.seconds:.0f} s for all", "",
+            "0 (elogind: 10–40 %)", lost.survivors == 0))
     if ssh is not None:
         rows.append(Row(
             f"{ssh.n} ssh logins at once: all commands ran", f"{ssh.ready_s:.2f} s",
@@ -306,6 +319,9 @@ def render_generated(rows: list[Row], info: dict[str, str], logouts: list[Logout
         "(fork + exec, timed around each); `create_session` is timed from a fresh client "
         "connection after 50 ms without cgroup activity, next to one write of a pid to a "
         "`cgroup.procs` of our own after the same pause.",
+        "- **Lost kills.** N `su -l USER -c 'nohup sleep 1000 &'` in a row through the hook (the "
+        "integration harness's PAM service and namespace), each su exiting right after closing "
+        "its session — elogind's race window. A surviving job is a lost kill.",
         "- **ssh logins at once.** The integration tests' harness: a private sshd on 127.0.0.1 "
         "started through a renamed symlink (its own PAM service), a test user with a key. N "
         "`ssh` clients are launched together, each leaving a `nohup sleep` and holding the login "
