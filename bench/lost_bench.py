@@ -1,4 +1,4 @@
-"""Lost kills (DESIGN §11: 0 in 1 000 sessions; elogind loses 10–40 % of short `su` sessions):
+"""Lost kills (DESIGN §11: 0 in 1 000 sessions; elogind loses 10-40 % of short `su` sessions):
 N short `su -l` sessions in a row through the hook, each leaving a `nohup sleep`, the PAM
 process exiting right after closing the session — then count the jobs still alive."""
 

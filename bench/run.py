@@ -235,7 +235,7 @@ def build_rows(logouts: list[LogoutResult], ignorers: list[LogoutResult], pam: P
         rows.append(Row(
             f"Lost kills: short su -l sessions each leaving nohup, {lost.sessions} in a row",
             f"{lost.survivors}/{lost.sessions}", f"{lost.seconds:.0f} s for all", "",
-            "0 (elogind: 10–40 %)", lost.survivors == 0))
+            "0 (elogind: 10-40 %)", lost.survivors == 0))
     if ssh is not None:
         rows.append(Row(
             f"{ssh.n} ssh logins at once: all commands ran", f"{ssh.ready_s:.2f} s",
