@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from logoutd.core.ports import Account, ProcessInfo, ProcessRef
+from logoutd.core.ports import Account, ProcessInfo, ProcessRef, SpawnRequest
 from logoutd.errors import ProcessGone
 
 
@@ -323,3 +323,22 @@ class FakeUserFiles:
     def remove_ipc(self, uid: int) -> int:
         self.ipc_removed.append(uid)
         return 0
+
+
+class FakeSpawner:
+    """Spawns a FakeProcess of the requested uid straight into the unit's cgroup."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.requests: list[SpawnRequest] = []
+        self.reaped: list[int] = []
+        self.fail: Exception | None = None
+
+    def spawn(self, request: SpawnRequest) -> int:
+        if self.fail is not None:
+            raise self.fail
+        self.requests.append(request)
+        return self.world.spawn(uid=request.uid, cgroup=self.world.abs(request.cgroup)).pid
+
+    def reap(self, pid: int) -> None:
+        self.reaped.append(pid)

@@ -169,9 +169,8 @@ def test_not_running(tmp_path: Path) -> None:
         f"logoutd is not running (no socket at {tmp_path}/api.sock: No such file or directory).\n")
     for argv in (["run", "true"], ["--no-legend", "run", "ls", "-la", "--bogus"]):
         out, err = io.StringIO(), io.StringIO()
-        assert main(argv, {"LOGOUTD_SOCKET": str(tmp_path / "x")}, out, err) == 3, argv
-        assert err.getvalue().startswith("logoutctl run")
-        assert "is not available yet" in err.getvalue() and out.getvalue() == ""
+        assert main(argv, {"LOGOUTD_SOCKET": str(tmp_path / "x")}, out, err) == 10, argv
+        assert err.getvalue().startswith("logoutd is not running") and out.getvalue() == ""
 
 
 # -- bash completion ------------------------------------------------------------------------------

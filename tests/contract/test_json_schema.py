@@ -18,8 +18,10 @@ import pytest
 
 from logoutd.cli.ctl import main
 from logoutd.cli.output import JSON_SCHEMA_VERSION
+from logoutd.core.ports import Account
 from tests.adapters.conftest import Served
 from tests.adapters.test_api import open_session
+from tests.fakes import FakeSpawner
 from tests.unit.conftest import ALICE, BOB, ROOT
 
 SESSION = {"id", "uid", "user", "leader", "service", "tty", "remote_host", "remote_user", "type",
@@ -33,6 +35,7 @@ CONFIG = {"files", "options"}
 OPTION = {"section", "key", "value", "unset", "source", "doc"}
 SOURCE = {"file", "line"}
 RELOAD = {"reloaded", "error", "files", "warnings"}
+UNIT = {"name", "kind", "uid", "user", "state", "pids", "main_pid", "created", "cgroup"}
 STATUS = {"version", "pid", "uptime", "cgroup_root", "sessions", "users", "config_files"}
 SESSION_PROPERTIES = ["Id", "User", "Name", "Timestamp", "VTNr", "Seat", "TTY", "Remote",
                       "RemoteHost", "RemoteUser", "Service", "Scope", "Leader", "Type", "Class",
@@ -131,3 +134,35 @@ def test_daemon(world: Served) -> None:
     assert all(o["source"] is None or set(o["source"]) == SOURCE for o in config["options"])
     assert set(only(json_of(world, "reload"), "reload")) == RELOAD
     assert set(only(json_of(world, "status"), "status")) == STATUS
+
+
+def test_units(world: Served) -> None:
+    uid = os.getuid()
+    world.core.ports.userdb.accounts[uid] = Account(uid, os.getgid(), "tester", "/tmp")  # type: ignore[attr-defined]
+    world.core.ports.spawner = FakeSpawner(world.core.world)
+    open_session(world, uid)
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--json", "run", "--unit", "job", "--", "sleep", "1"]  # --json before the command
+    assert main(argv, {"LOGOUTD_SOCKET": str(world.socket)}, out, err) == 0, err
+    started = only(json.loads(out.getvalue()), "unit")
+    assert set(started) == UNIT | {"log"}
+    units = only(json_of(world, "list-units"), "units")
+    assert [set(u) for u in units] == [UNIT]
+    assert [set(u) for u in only(json_of(world, "stop-unit", "job"), "units")] == [UNIT]
+
+
+LEFTOVER = {"session", "user", "uid", "action", "recorded_at", "pid", "ppid", "proc_uid", "comm",
+            "exe", "cmdline", "start_time", "tty", "why"}
+
+
+def test_leftovers(world: Served) -> None:
+    from logoutd.config.model import Config, KillMode
+
+    world.run(world.core.manager.set_config, Config(kill_user_processes=KillMode.PERMISSIVE))
+    session = world.core.manager.sessions["c3"]
+    leader = world.core.world.procs[session.leader_pid]
+    world.core.world.spawn(uid=BOB.uid, cgroup=leader.cgroup)
+    world.run(world.core.world.exit, leader.pid)
+    records = only(json_of(world, "leftovers", "--session", "c3"), "leftovers")
+    assert records and all(set(r) == LEFTOVER for r in records)
+    assert all(isinstance(r["why"], list) for r in records)

@@ -72,8 +72,8 @@ def test_session_errors(env, user, pam, daemon):
         (["frobnicate"], 2, "Unknown command verb 'frobnicate'"),
         (["--frobnicate"], 2, "Unrecognized arguments: --frobnicate."),
         (["show-session", session["id"], "-p", "a=b"], 2, "Invalid property name 'a=b'."),
-        (["run", "sleep", "1"], 3, "logoutctl run is not available yet"),
-        (["leftovers"], 3, "logoutctl leftovers is not available yet"),
+        (["run", "sleep", "1"], 6, "User root (uid 0) has no session and does not linger"),
+        (["leftovers", "--user", "nosuchuserxyz"], 6, "No user 'nosuchuserxyz' known."),
     ]
     for argv, status, message in cases:
         result = ctl(env, *argv)

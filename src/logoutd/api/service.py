@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -15,8 +16,9 @@ from logoutd.config.schema import OPTIONS, render_value
 from logoutd.core.leftovers import as_dict as leftover_view
 from logoutd.core.manager import Manager, SessionRequest
 from logoutd.core.sessions import Session
+from logoutd.core.units import Unit
 from logoutd.core.users import User
-from logoutd.errors import AccessDenied, InvalidArgument, NoSuchSession
+from logoutd.errors import AccessDenied, InvalidArgument, LogoutdError, NoSuchSession
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,20 @@ def user_view(u: User) -> dict[str, Any]:
     }
 
 
+def unit_view(u: Unit) -> dict[str, Any]:
+    return {
+        "name": u.name,
+        "kind": str(u.kind),
+        "uid": u.user.uid,
+        "user": u.user.name,
+        "state": str(u.state),
+        "pids": sorted(u.ctx.ports.cgroups.pids(u.cgroup)) if not u.finalized else [],
+        "main_pid": u.main.pid if u.main is not None else None,
+        "created": u.created,
+        "cgroup": u.cgroup,
+    }
+
+
 def config_view(config: Config) -> list[dict[str, Any]]:
     """Every option logoutd uses: its effective value in the file's syntax and its source."""
     rows = []
@@ -141,6 +157,17 @@ class Service:
                                 "Send a signal to every process of the user."),
             "set_linger": Method(self.set_linger, {"uid": Param(int), "enable": Param(bool, True)},
                                  "Root for anyone, a user for itself: keep the user started."),
+            "start_scope": Method(self.start_scope, {"pid": Param(int), "name": Param(str)},
+                                  "Move the caller's process (or its own pid) into a new scope."),
+            "start_unit": Method(self.start_unit, {
+                "argv": Param(list, required=True), "name": Param(str), "env": Param(dict, {}),
+                "cwd": Param(str),
+            }, "Spawn argv as the caller's user in a new service."),
+            "stop_unit": Method(self.stop_unit, {"name": Param(str, required=True),
+                                                 "uid": Param(int)},
+                                "Owner or root: SIGTERM a unit, SIGKILL after UserStopTimeoutSec=."),
+            "list_units": Method(self.list_units, {"uid": Param(int)},
+                                 "Every unit (scopes and services), or one user's."),
             "show_config": Method(self.show_config, {},
                                   "Effective options, each with the file:line it came from."),
             "reload": Method(self.reload, {}, "Root: re-read the configuration."),
@@ -162,13 +189,8 @@ class Service:
             if value is None:
                 if param.required:
                     raise InvalidArgument(f"Missing parameter '{name}' for {method}.")
-            elif not isinstance(value, param.type) or (param.type is int and isinstance(value, bool)):
-                raise InvalidArgument(
-                    f"Parameter '{name}' of {method} must be {param.type.__name__}, "
-                    f"not {type(value).__name__}."
-                )
-            elif isinstance(value, str) and "\0" in value:
-                raise InvalidArgument(f"Parameter '{name}' of {method} contains NUL.")
+            else:
+                _check_param(method, name, param.type, value)
             kwargs["class_" if name == "class" else name] = value
         return spec.handler(caller, **kwargs)
 
@@ -282,6 +304,37 @@ class Service:
                                         by=caller.uid, granted=True)
         return {"uid": account.uid, "name": account.name, "linger": enable}
 
+    def start_scope(self, caller: Caller, *, pid: int | None, name: str | None) -> dict[str, Any]:
+        unit = self.manager.units.start_scope(caller.uid, caller.pid if pid is None else pid, name)
+        return self._started(unit)
+
+    def start_unit(self, caller: Caller, *, argv: list[str], name: str | None,
+                   env: dict[str, str], cwd: str | None) -> dict[str, Any]:
+        unit = self.manager.units.start_service(caller.uid, argv, name, env, cwd)
+        return self._started(unit)
+
+    def _started(self, unit: Unit) -> dict[str, Any]:
+        """The unit, and what the user is told: where its output goes, when it will end."""
+        delay = self.manager.config.user_stop_delay_sec
+        return {"unit": unit_view(unit), "log": unit.log_path or None,
+                "linger": unit.user.lingering,
+                "stop_delay_sec": None if delay == math.inf else delay}
+
+    def stop_unit(self, caller: Caller, *, name: str, uid: int | None) -> dict[str, Any]:
+        unit = self.manager.units.find(caller.uid if uid is None else uid, name)
+        if unit is None and uid is None and caller.is_root:
+            found = [u for u in self.manager.units.all() if name in (u.name, u.name.rsplit(".", 1)[0])]
+            unit = found[0] if len(found) == 1 else None
+        if unit is None:
+            raise LogoutdError(f"No unit '{name}' known.")
+        self._require_owner(caller, unit.user.uid, f"stop unit {unit.name}")
+        signalled = unit.stop()
+        return {"unit": unit_view(unit), "signalled": signalled}
+
+    def list_units(self, caller: Caller, *, uid: int | None) -> dict[str, Any]:
+        units = [u for u in self.manager.units.all() if uid is None or u.user.uid == uid]
+        return {"units": [unit_view(u) for u in units]}
+
     def show_config(self, caller: Caller) -> dict[str, Any]:
         return {"files": self.info.config_files(), "options": config_view(self.manager.config)}
 
@@ -303,6 +356,23 @@ class Service:
             "users": len([u for u in self.manager.users.values() if not u.finalized]),
             "config_files": self.info.config_files(),
         }
+
+
+_ITEM_TYPES: dict[type, str] = {list: "list of strings", dict: "object of strings"}
+
+
+def _check_param(method: str, name: str, expected: type, value: Any) -> None:
+    """str/int/bool as they are; list: of strings; dict: string to string; no NUL anywhere."""
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise InvalidArgument(f"Parameter '{name}' of {method} must be "
+                              f"{_ITEM_TYPES.get(expected, expected.__name__)}, "
+                              f"not {type(value).__name__}.")
+    strings = value if isinstance(value, list) else (
+        [*value.keys(), *value.values()] if isinstance(value, dict) else [value])
+    if expected in _ITEM_TYPES and not all(isinstance(s, str) for s in strings):
+        raise InvalidArgument(f"Parameter '{name}' of {method} must be {_ITEM_TYPES[expected]}.")
+    if any(isinstance(s, str) and "\0" in s for s in strings):
+        raise InvalidArgument(f"Parameter '{name}' of {method} contains NUL.")
 
 
 def _signal(number: int) -> int:

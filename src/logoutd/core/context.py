@@ -12,8 +12,10 @@ from logoutd.core.ports import (
     AuditLog,
     CgroupTree,
     Clock,
+    NoSpawner,
     NullAudit,
     ProcessTable,
+    Spawner,
     StateStore,
     UserDb,
     UserFiles,
@@ -36,6 +38,7 @@ class Ports:
     userdb: UserDb
     userfiles: UserFiles
     audit: AuditLog = field(default_factory=NullAudit)
+    spawner: Spawner = field(default_factory=NoSpawner)
 
 
 @dataclass

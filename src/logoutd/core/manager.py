@@ -14,6 +14,7 @@ from logoutd.core.leftovers import LeftoverLog
 from logoutd.core.policy import PolicyDecision, may_linger_self
 from logoutd.core.ports import Account
 from logoutd.core.sessions import Session, StopCause
+from logoutd.core.units import Units
 from logoutd.core.users import User
 from logoutd.errors import (
     InvalidArgument,
@@ -55,6 +56,7 @@ class Manager:
         self.users: dict[int, User] = {}
         self._by_leader: dict[int, Session] = {}  # release_session looks up by leader pid
         self._counter = (0, 0)
+        self.units = Units(self.ctx, self.users, self._get_or_add_user)
 
     @property
     def config(self) -> Config:
@@ -234,6 +236,7 @@ class Manager:
         for record in self.ports.store.load_all("sessions"):
             self._restore_session(record)
         self._adopt_orphan_scopes()
+        self.units.restore()
         for user in list(self.users.values()):
             user.resume()
         for session in list(self.sessions.values()):

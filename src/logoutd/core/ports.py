@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from logoutd.errors import NotAvailable
+
 
 class TimerHandle(Protocol):
     def cancel(self) -> None: ...
@@ -157,6 +159,43 @@ class AuditLog(Protocol):
     def detailed(self) -> bool: ...
 
     def record(self, event: str, **fields: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    """A command to run as a user, in a unit's cgroup (relative to the managed root)."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]  # complete, except SHELL: the spawner adds the passwd entry's
+    cwd: str
+    uid: int
+    gid: int
+    user: str
+    cgroup: str
+    log_path: str  # stdout and stderr, appended; created by the user, 0600
+
+
+class Spawner(Protocol):
+    def spawn(self, request: SpawnRequest) -> int:
+        """Fork; in the child join the cgroup (as root), drop to the user, exec. The child's pid.
+
+        Raises InvalidArgument when the user cannot enter cwd or the command cannot be run.
+        """
+        ...
+
+    def reap(self, pid: int) -> None:
+        """Collect a spawned child that has exited (no-op for others)."""
+        ...
+
+
+class NoSpawner:
+    """No spawner wired (unit tests that do not need one): services cannot be started."""
+
+    def spawn(self, request: SpawnRequest) -> int:
+        raise NotAvailable("This logoutd cannot start services.")
+
+    def reap(self, pid: int) -> None:
+        pass
 
 
 class NullAudit:

@@ -14,6 +14,7 @@ from logoutd.core.timers import Timers
 
 if TYPE_CHECKING:
     from logoutd.core.sessions import Session
+    from logoutd.core.units import Unit
 
 SYSTEM_UID_MAX = 999  # Debian's; RemoveIPC= spares system users
 
@@ -31,6 +32,7 @@ class User:
     ctx: Context
     account: Account
     sessions: dict[str, Session] = field(default_factory=dict)
+    units: dict[str, Unit] = field(default_factory=dict)  # by name; they die with the user
     runtime_path: str = ""
     timestamp: float = 0.0
     started: bool = False
@@ -141,6 +143,8 @@ class User:
             return
         self.stopping = True
         self.stop_forced = force
+        for unit in list(self.units.values()):
+            unit.user_stopping()
         cgroups = self.ctx.ports.cgroups
         if cgroups.exists(self.service):
             count = cgroups.signal_all(self.service, (signal.SIGTERM, signal.SIGCONT))
@@ -180,6 +184,8 @@ class User:
             return
         self.finalized = True
         self.timers.cancel_all()
+        for unit in list(self.units.values()):
+            unit.forget()  # empty: its cgroup went with the slice
         ports.cgroups.unwatch(self.slice)
         ports.userfiles.remove_runtime_dir(self.uid)
         if self.ctx.config.remove_ipc and self.uid > SYSTEM_UID_MAX:

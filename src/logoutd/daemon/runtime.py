@@ -22,6 +22,7 @@ from logoutd.system.audit import AuditFile
 from logoutd.system.cgroups import CgroupTree
 from logoutd.system.inotify import Inotify
 from logoutd.system.procfs import ProcessTable
+from logoutd.system.spawn import Spawner
 from logoutd.system.statefiles import StateStore
 
 log = logging.getLogger("logoutd")
@@ -85,6 +86,7 @@ class Runtime:
             userfiles=UserFiles(self.paths.user_runtime_root, self.paths.linger_dir,
                                 self.config_result.config.runtime_directory_size),
             audit=self.audit,
+            spawner=Spawner(self.paths.cgroup_root),
         )
         manager = Manager(ports, self.config_result.config)
         manager.restore()

@@ -1,0 +1,166 @@
+"""Units over real logins: `logoutctl run` inside `su -l` sessions as the test user, a real
+daemon spawning services, real cgroups. Units survive logout, end UserStopDelaySec= after the
+last session, survive that too when lingering; policy and ownership are enforced."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from harness.checks import assert_alive_for, wait_gone, wait_session_removed
+from harness.daemon import src_dir
+from harness.login import script
+from harness.procs import Proc, status_field, wait_for
+
+DELAY = "[Login]\nUserStopDelaySec=2s\n"
+
+
+def ctl_words(env: Any) -> str:
+    return f"PYTHONPATH={src_dir()} LOGOUTD_SOCKET={env.socket} /usr/bin/python3 -m logoutd.cli.ctl"
+
+
+def tagged_ctl(env: Any, tag: str, words: str) -> str:
+    """A session-script snippet: logoutctl WORDS, stdout and stderr tagged with its status."""
+    return f'echo "BEGIN {tag}"; {ctl_words(env)} {words} 2>&1; echo "END {tag} $?"'
+
+
+def tagged(login: Any, tag: str) -> tuple[int, list[str]]:
+    lines = login.lines
+    start = lines.index(f"BEGIN {tag}")
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith(f"END {tag} "))
+    return int(lines[end].split()[-1]), lines[start + 1:end]
+
+
+def api_as(env: Any, user: Any, method: str, **params: Any) -> dict[str, Any]:
+    """Call the API as `user` (a child with its uid): {"result": …} or {"code", "message"}."""
+    code = (
+        "import json, sys\n"
+        "from logoutd.api.client import Client\n"
+        "from logoutd.errors import LogoutdError\n"
+        "try:\n"
+        f"    r = {{'result': Client({str(env.socket)!r}).call({method!r}, **json.loads(sys.argv[1]))}}\n"
+        "except LogoutdError as e:\n"
+        "    r = {'code': e.code, 'message': e.message}\n"
+        "print(json.dumps(r))\n"
+    )
+    done = subprocess.run(["/usr/bin/python3", "-c", code, json.dumps(params)], user=user.uid,
+                          group=user.gid, extra_groups=[], capture_output=True, text=True,
+                          timeout=30, cwd="/", env={"PYTHONPATH": str(src_dir())})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def units_of(daemon: Any, user: Any) -> list[dict[str, Any]]:
+    return [u for u in daemon.call("list_units")["units"] if u["uid"] == user.uid]
+
+
+def start_unit_in_session(env, pam, user, daemon, words: str):  # type: ignore[no-untyped-def]
+    login = env.login("su", pam, user, script(extra=tagged_ctl(env, "run", words)))
+    login.wait_ready()
+    session = daemon.wait_session(user.name)
+    [unit] = daemon.wait_for(lambda: units_of(daemon, user) or None, 10, "the unit")
+    procs = [Proc.of(pid, unit["name"]) for pid in unit["pids"]]
+    env.track(procs)
+    return login, session, unit, procs
+
+
+def test_run_unit_survives_logout_and_ends_after_the_stop_delay(env, user, pam, start_daemon):
+    daemon = start_daemon(DELAY)
+    words = "run --unit keep --setenv GREETING=hi -- sh -c 'echo $GREETING $USER; exec sleep 1000'"
+    login, session, unit, procs = start_unit_in_session(env, pam, user, daemon, words)
+    rc, lines = tagged(login, "run")
+    log = f"{daemon.user_runtime_root}/{user.uid}/logoutd/keep.service.log"
+    assert rc == 0 and lines == [
+        f"Running as unit: keep.service; output goes to {log}",
+        "It survives logout, and ends 2s after your last session unless you linger "
+        "(logoutctl enable-linger)."], login.report()
+    assert unit["name"] == "keep.service" and unit["state"] == "active", unit
+    [main] = procs
+    assert main.cgroup() == env.rel(unit["cgroup"]) and unit["main_pid"] == main.pid
+    assert status_field(main.pid, "Uid").split()[0] == str(user.uid)
+    wait_for(lambda: Path(log).read_text() == f"hi {user.name}\n", 5, "the unit's log")
+    assert login.logout() == 0
+    wait_session_removed(env, daemon, session)
+    assert_alive_for(env, procs, 1.0)  # the session is gone, the unit is not
+    wait_gone(env, procs, 6, "the unit, UserStopDelaySec=2s after the last session")
+    daemon.wait_for(lambda: not units_of(daemon, user), 5, "the unit to be removed")
+    wait_for(lambda: not (env.cgroup_root / unit["cgroup"]).exists(), 5, "the unit's cgroup")
+
+
+def test_run_unit_survives_the_stop_delay_when_lingering(env, user, pam, start_daemon):
+    daemon = start_daemon(DELAY)
+    daemon.call("set_linger", uid=user.uid, enable=True)
+    login, session, _, procs = start_unit_in_session(env, pam, user, daemon,
+                                                     "run --unit lingering -- sleep 1000")
+    rc, lines = tagged(login, "run")
+    assert rc == 0 and lines[-1] == "It survives logout; lingering: it keeps running.", lines
+    assert login.logout() == 0
+    wait_session_removed(env, daemon, session)
+    assert_alive_for(env, procs, 3.5)
+    # stop-unit as the owner ends it.
+    assert api_as(env, user, "stop_unit", name="lingering")["result"]["unit"]["state"] == "stopping"
+    wait_gone(env, procs, 5, "the stopped unit")
+    daemon.wait_for(lambda: not units_of(daemon, user), 5, "the unit to be removed")
+
+
+def test_run_scope_from_a_session_survives_logout(env, user, pam, start_daemon):
+    daemon = start_daemon(DELAY)
+    extra = (f"{ctl_words(env)} run --scope --unit kept -- sleep 1001 >/dev/null 2>&1 & "
+             '_p=$!; _comm $_p sleep; echo "PID kept $_p"')
+    login = env.login("su", pam, user, script(extra=extra))
+    procs = login.wait_ready()
+    env.track(procs.values())
+    session = daemon.wait_session(user.name)
+    [unit] = units_of(daemon, user)
+    kept = procs["kept"]
+    assert unit["name"] == "kept.scope" and unit["pids"] == [kept.pid], unit
+    assert kept.cgroup() == env.rel(unit["cgroup"])
+    assert login.logout() == 0
+    wait_session_removed(env, daemon, session)
+    assert_alive_for(env, [kept], 1.0)
+    wait_gone(env, [kept], 6, "the scope, with its user")
+
+
+def test_cannot_keep_another_users_or_a_dead_pid(env, user, user2, pam, start_daemon):
+    daemon = start_daemon(DELAY)
+    login = env.login("su", pam, user2, script("nohup"))
+    procs = login.wait_ready()
+    env.track(procs.values())
+    daemon.wait_session(user2.name)
+    victim = procs["nohup"]
+    before = victim.cgroup()
+    answer = api_as(env, user, "start_scope", pid=victim.pid)
+    assert answer == {"code": "access_denied", "message":
+                      f"Access denied: process {victim.pid} does not belong to uid {user.uid}."}
+    # A pid whose owner exited (and that may be reused by anyone later): a clear error.
+    dead = subprocess.Popen(["true"], user=user.uid)
+    dead.wait()
+    answer = api_as(env, user, "start_scope", pid=dead.pid)
+    assert answer["code"] in ("no_such_process", "access_denied"), answer
+    assert victim.cgroup() == before and daemon.call("list_units")["units"] == []
+    assert login.logout() == 0
+
+
+def test_policy_denial_and_bad_names(env, user, pam, start_daemon):
+    daemon = start_daemon("[Policy]\nKeepAllowUsers=root\n")
+    words = [("denied", "run --unit x -- sleep 1")] + [
+        (f"name{i}", f"run --unit '{name}' -- sleep 1")
+        for i, name in enumerate(["a/b", "..", "x" * 300])]
+    extra = "; ".join(tagged_ctl(env, tag, w) for tag, w in words)
+    login = env.login("su", pam, user, script(extra=extra))
+    login.wait_ready()
+    rc, lines = tagged(login, "denied")
+    assert rc == 4 and lines == [
+        f"Keeping processes after logout is denied: user {user.name} is not in "
+        "KeepAllowUsers=root KeepAllowGroups=(empty)."], login.report()
+    for i, why in enumerate(["it contains '/'", "it contains '..'", "longer than 200 bytes"]):
+        rc, lines = tagged(login, f"name{i}")
+        assert rc == 2 and len(lines) == 1 and lines[0].startswith("Invalid unit name '"), lines
+        assert why in lines[0], lines
+    answer = api_as(env, user, "start_unit", argv=["true"], name="a\0b")
+    assert answer["code"] == "invalid_argument" and "NUL" in answer["message"], answer
+    assert daemon.call("list_units")["units"] == []
+    assert "Denied x.service to user" in daemon.log()
+    assert login.logout() == 0

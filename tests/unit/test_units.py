@@ -1,0 +1,270 @@
+"""Units (scopes and services under user@UID.service) on the pure core: fakes only, no root."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from logoutd.config.model import Config
+from logoutd.core.manager import SessionRequest
+from logoutd.core.units import UnitKind, UnitState, unit_name
+from logoutd.errors import AccessDenied, InvalidArgument, LogoutdError, NoSuchUser, ProcessGone
+from tests.fakes import FakeProcess, FakeSpawner
+from tests.unit.conftest import Core, make_core
+
+APP = "user.slice/user-1000.slice/user@1000.service/app.slice"
+
+
+def login(core: Core, uid: int = 1000) -> tuple[str, FakeProcess]:
+    """A session of uid; returns its id and a shell of the user inside it."""
+    leader = core.world.spawn(uid=0)
+    session = core.manager.create_session(SessionRequest(uid=uid, leader=leader.pid))
+    shell = core.world.spawn(uid=uid, cgroup=leader.cgroup)
+    return session.id, shell
+
+
+def logout(core: Core, session_id: str) -> None:
+    session = core.manager.sessions[session_id]
+    assert session.leader is not None
+    core.world.exit(session.leader.pid)
+
+
+def with_spawner(core: Core) -> FakeSpawner:
+    spawner = FakeSpawner(core.world)
+    core.ports.spawner = spawner
+    return spawner
+
+
+@pytest.mark.parametrize(("name", "kind", "full"), [
+    ("backup", UnitKind.SERVICE, "backup.service"),
+    ("backup.service", UnitKind.SERVICE, "backup.service"),
+    ("tmux-0:main@x_y", UnitKind.SCOPE, "tmux-0:main@x_y.scope"),
+    ("a" * 192, UnitKind.SERVICE, "a" * 192 + ".service"),
+])
+def test_valid_names(name: str, kind: UnitKind, full: str) -> None:
+    assert unit_name(name, kind) == full
+
+
+@pytest.mark.parametrize(("name", "kind", "why"), [
+    ("", UnitKind.SCOPE, "it is empty"),
+    (".scope", UnitKind.SCOPE, "it is empty"),
+    ("a/b", UnitKind.SERVICE, "it contains '/'"),
+    ("..", UnitKind.SERVICE, "it contains '..'"),
+    ("a..b", UnitKind.SCOPE, "it contains '..'"),
+    ("a\0b", UnitKind.SCOPE, "it contains NUL"),
+    ("a" * 300, UnitKind.SERVICE, "it is longer than 200 bytes"),
+    ("a" * 194, UnitKind.SERVICE, "it is longer than 200 bytes"),
+    ("é" * 100, UnitKind.SCOPE, "it is longer than 200 bytes"),
+    ("a b", UnitKind.SCOPE, "only letters, digits and ':_.@-' are allowed"),
+    ("x.service", UnitKind.SCOPE, "a scope needs the suffix .scope, not .service"),
+    (".hidden", UnitKind.SCOPE, "not a leading '.'"),
+])
+def test_invalid_names(name: str, kind: UnitKind, why: str) -> None:
+    with pytest.raises(InvalidArgument) as e:
+        unit_name(name, kind)
+    assert e.value.message.startswith("Invalid unit name '") and why in e.value.message
+    assert "\n" not in e.value.message and "\0" not in e.value.message
+
+
+def test_scope_moves_the_callers_process(core: Core) -> None:
+    _, shell = login(core)
+    unit = core.manager.units.start_scope(1000, shell.pid, None)
+    number = int(unit.name.removeprefix("run-u").removesuffix(".scope"))
+    assert unit.name == f"run-u{number}.scope" and unit.kind is UnitKind.SCOPE
+    assert shell.cgroup == core.world.abs(f"{APP}/{unit.name}")
+    assert core.manager.users[1000].units == {unit.name: unit}
+    assert core.store.data[("units", f"1000-{unit.name}")]["kind"] == "scope"
+    assert core.audit.events("keep") == [{
+        "user": "alice", "unit": unit.name, "granted": True,
+        "rule": "KeepAllowUsers= and KeepAllowGroups= unset: everyone may"}]
+    second = core.manager.units.start_scope(1000, core.world.spawn(cgroup=shell.cgroup).pid, None)
+    assert second.name == f"run-u{number + 1}.scope"
+
+
+def test_name_in_use_is_refused(core: Core) -> None:
+    _, shell = login(core)
+    core.manager.units.start_scope(1000, shell.pid, "job")
+    other = core.world.spawn()
+    with pytest.raises(LogoutdError, match=r"^Unit job.scope already exists\.$"):
+        core.manager.units.start_scope(1000, other.pid, "job.scope")
+
+
+def test_policy_denial_changes_nothing() -> None:
+    core = make_core(Config(keep_allow_users=("bob",)))
+    with_spawner(core)
+    _, shell = login(core)
+    before = shell.cgroup
+    with pytest.raises(AccessDenied) as e:
+        core.manager.units.start_scope(1000, shell.pid, "x")
+    assert e.value.message == ("Keeping processes after logout is denied: user alice is not in "
+                               "KeepAllowUsers=bob KeepAllowGroups=(empty).")
+    with pytest.raises(AccessDenied):
+        core.manager.units.start_service(1000, ["sleep", "1"], None, {}, None)
+    assert shell.cgroup == before
+    assert not [k for k in core.store.data if k[0] == "units"]
+    assert not [d for d in core.world.dirs if "app.slice" in d]
+    assert not core.manager.users[1000].units
+    assert [r["granted"] for r in core.audit.events("keep")] == [False, False]
+
+
+def test_another_users_or_a_dead_pid_is_refused(core: Core) -> None:
+    login(core)
+    _, bobs = login(core, 1001)
+    with pytest.raises(AccessDenied, match="does not belong to uid 1000"):
+        core.manager.units.start_scope(1000, bobs.pid, None)
+    assert bobs.cgroup.endswith("session-c2.scope")
+    core.world.exit(bobs.pid)
+    with pytest.raises(ProcessGone, match=f"Process {bobs.pid} does not exist"):
+        core.manager.units.start_scope(1000, bobs.pid, None)
+    assert not core.manager.users[1000].units and not core.audit.events("keep")
+
+
+def test_root_may_move_anyones_process_into_its_users_scope(core: Core) -> None:
+    _, shell = login(core)
+    unit = core.manager.units.start_scope(0, shell.pid, None)
+    assert unit.user.uid == 1000 and shell.cgroup.endswith(f"app.slice/{unit.name}")
+
+
+def test_a_user_without_session_or_linger_cannot_start_units(core: Core) -> None:
+    proc = core.world.spawn()
+    with pytest.raises(NoSuchUser, match=r"^User alice \(uid 1000\) has no session and does "
+                                         r"not linger"):
+        core.manager.units.start_scope(1000, proc.pid, None)
+
+
+def test_service_is_spawned_as_the_user_in_its_cgroup(core: Core) -> None:
+    spawner = with_spawner(core)
+    login(core)
+    unit = core.manager.units.start_service(1000, ["sleep", "100"], "backup", {"A": "b"}, None)
+    request = spawner.requests[0]
+    assert request.cgroup == f"{APP}/backup.service" == unit.cgroup
+    assert (request.uid, request.gid, request.user, request.cwd) == (1000, 1000, "alice",
+                                                                     "/home/alice")
+    assert request.env == {"HOME": "/home/alice", "USER": "alice", "LOGNAME": "alice",
+                           "PATH": "/usr/local/bin:/usr/bin:/bin",
+                           "XDG_RUNTIME_DIR": "/run/user/1000", "A": "b"}
+    assert request.log_path == unit.log_path == "/run/user/1000/logoutd/backup.service.log"
+    assert unit.main is not None and core.cgroups.pids(unit.cgroup) == [unit.main.pid]
+    main_pid = unit.main.pid
+    assert core.world.procs[main_pid].uid == 1000
+    # The main process exits: reaped, the empty unit is removed.
+    core.world.exit(main_pid)
+    assert spawner.reaped == [main_pid]
+    assert unit.finalized and not core.manager.users[1000].units
+    assert ("units", "1000-backup.service") not in core.store.data
+    assert not core.cgroups.exists(unit.cgroup)
+
+
+@pytest.mark.parametrize(("argv", "cwd", "env", "message"), [
+    ([], None, {}, "No command given."),
+    (["true"], "relative", {}, "Working directory 'relative' is not an absolute path."),
+    (["true"], None, {"A=B": "c"}, "Invalid environment variable name 'A=B'."),
+])
+def test_service_arguments_are_checked(core: Core, argv: list[str], cwd: str | None,
+                                       env: dict[str, str], message: str) -> None:
+    with_spawner(core)
+    login(core)
+    with pytest.raises(InvalidArgument) as e:
+        core.manager.units.start_service(1000, argv, None, env, cwd)
+    assert e.value.message == message
+
+
+def test_failed_spawn_leaves_nothing(core: Core) -> None:
+    spawner = with_spawner(core)
+    login(core)
+    spawner.fail = InvalidArgument("Cannot use working directory '/x' as user alice: No such "
+                                   "file or directory.")
+    with pytest.raises(InvalidArgument):
+        core.manager.units.start_service(1000, ["true"], "x", {}, "/x")
+    assert not core.manager.users[1000].units
+    assert not [k for k in core.store.data if k[0] == "units"]
+    assert not core.cgroups.exists(f"{APP}/x.service")
+
+
+def test_units_survive_logout_and_end_with_the_user() -> None:
+    core = make_core(Config(user_stop_delay_sec=10))
+    sid, shell = login(core)
+    unit = core.manager.units.start_scope(1000, shell.pid, None)
+    logout(core, sid)
+    user = core.manager.users[1000]
+    assert shell.alive and sid not in core.manager.sessions and not user.finalized
+    core.clock.advance(9.9)
+    assert shell.alive and not user.stopping
+    core.clock.advance(0.2)
+    assert not shell.alive and (shell.pid, signal.SIGTERM) in core.cgroups.signals
+    assert unit.finalized and user.finalized and 1000 not in core.manager.users
+    assert not [k for k in core.store.data if k[0] in ("units", "users")]
+
+
+def test_stopping_user_marks_units_and_kills_stubborn_ones_after_timeout() -> None:
+    core = make_core(Config(user_stop_delay_sec=0, user_stop_timeout_sec=5))
+    sid, shell = login(core)
+    shell.ignores.add(signal.SIGTERM)
+    unit = core.manager.units.start_scope(1000, shell.pid, "stubborn")
+    logout(core, sid)
+    core.clock.advance(0)
+    assert shell.alive and unit.state is UnitState.STOPPING
+    assert not core.manager.users[1000].finalized  # not while a unit remains
+    core.clock.advance(5.1)
+    assert not shell.alive and unit.finalized and core.manager.users.get(1000) is None
+
+
+def test_lingering_user_keeps_its_units() -> None:
+    core = make_core(Config(user_stop_delay_sec=1))
+    core.userfiles.set_linger("alice", True)
+    sid, shell = login(core)
+    core.manager.units.start_scope(1000, shell.pid, None)
+    logout(core, sid)
+    core.clock.advance(60)
+    assert shell.alive and core.manager.users[1000].units
+
+
+def test_stop_unit_sigterm_then_sigkill() -> None:
+    core = make_core(Config(user_stop_timeout_sec=3))
+    _, shell = login(core)
+    stubborn = core.world.spawn(cgroup=shell.cgroup, ignores=[signal.SIGTERM])
+    unit = core.manager.units.start_scope(1000, shell.pid, None)
+    core.cgroups.move(unit.cgroup, stubborn.pid)
+    assert unit.stop() == 2
+    assert not shell.alive and stubborn.alive and unit.state is UnitState.STOPPING
+    assert core.store.data[("units", unit.key)]["state"] == "stopping"
+    core.clock.advance(3.1)
+    assert not stubborn.alive and core.cgroups.kills == [unit.cgroup] and unit.finalized
+    assert not core.manager.users[1000].finalized  # the user goes on
+
+
+def test_restore_after_restart() -> None:
+    core = make_core(Config(user_stop_delay_sec=10))
+    spawner = with_spawner(core)
+    sid, shell = login(core)
+    scope = core.manager.units.start_scope(1000, shell.pid, "keep")
+    service = core.manager.units.start_service(1000, ["sleep", "1000"], "svc", {}, None)
+    gone = core.manager.units.start_scope(1000, core.world.spawn(cgroup=core.world.abs(
+        f"user.slice/user-1000.slice/session-{sid}.scope")).pid, "gone")
+    assert service.main is not None
+    main_pid = service.main.pid
+    core.world.exit(core.cgroups.pids(gone.cgroup)[0], notify=False)
+    manager = core.restart()
+    user = manager.users[1000]
+    assert sorted(user.units) == ["keep.scope", "svc.service"]
+    restored = user.units["svc.service"]
+    assert restored.main is not None and restored.main.pid == main_pid
+    assert restored.log_path == service.log_path and restored.created == service.created
+    assert ("units", "1000-gone.scope") not in core.store.data  # emptied while down
+    assert [u.name for u in manager.units.all()] == ["keep.scope", "svc.service"]
+    # The restored units still die with the user.
+    logout(core, sid)
+    core.clock.advance(10.1)
+    assert not shell.alive and not core.world.procs[main_pid].alive
+    assert 1000 not in manager.users and not [k for k in core.store.data if k[0] == "units"]
+    assert scope.name == "keep.scope" and spawner.requests
+
+
+def test_restore_drops_units_whose_cgroup_vanished(core: Core) -> None:
+    _, shell = login(core)
+    unit = core.manager.units.start_scope(1000, shell.pid, None)
+    core.world.exit(shell.pid, notify=False)
+    core.world.dirs.discard(unit.cgroup)
+    manager = core.restart()
+    assert not manager.users[1000].units and ("units", unit.key) not in core.store.data
