@@ -33,6 +33,8 @@ def test_autokeep_saves_a_plain_tmux(env, user, pam, start_daemon):
         assert proc.cgroup().endswith(
             f"/user@{user.uid}.service/app.slice/autokeep-{procs['tmux'].pid}.scope"), proc.describe()
     assert "kept process" in daemon.log() and "AutoKeep=" in daemon.log()
+    units = daemon.call("list_units")["units"]
+    assert [u["name"] for u in units] == [f"autokeep-{procs['tmux'].pid}.scope"], units
 
     # The next login reaches the same server and its session.
     again = env.su(pam).run(user.name, "tmux has-session -t keep && echo REACHED")

@@ -41,6 +41,8 @@ def test_autokeep_moves_trees_out_of_a_dying_session() -> None:
     grant = core.audit.events("keep")[-1]
     assert grant["granted"] is True and grant["pids"] == [kept.pid] and "AutoKeep=" in grant["rule"]
     assert session.id not in core.manager.sessions
+    [unit] = core.manager.units.all()  # a unit like any other: listed, stoppable, dies with the user
+    assert unit.name == f"autokeep-{kept.pid}.scope" and unit.user.uid == 1000
 
 
 def test_autokeep_denied_by_policy_kills() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,3 +51,5 @@ class Context:
     on_session_removed: Callable[[Session], None]
     on_user_removed: Callable[[User], None]
     leftovers: LeftoverLog
+    # AutoKeep=: move a process tree (policy already checked) into a new scope unit.
+    keep_tree: Callable[[User, Sequence[int], str], None]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,8 @@ class Manager:
     def __init__(self, ports: Ports, config: Config) -> None:
         self.ports = ports
         self.leftovers = LeftoverLog(ports.store)
-        self.ctx = Context(ports, config, self._session_removed, self._user_removed, self.leftovers)
+        self.ctx = Context(ports, config, self._session_removed, self._user_removed, self.leftovers,
+                           self._keep_tree)
         self.sessions: dict[str, Session] = {}
         self.users: dict[int, User] = {}
         self._by_leader: dict[int, Session] = {}  # release_session looks up by leader pid
@@ -217,6 +218,9 @@ class Manager:
         if self._by_leader.get(session.leader_pid) is session:
             del self._by_leader[session.leader_pid]
         session.user.sessions.pop(session.id, None)
+
+    def _keep_tree(self, user: User, pids: Sequence[int], name: str) -> None:
+        self.units.adopt(user, pids, name)
 
     def _session_removed(self, session: Session) -> None:
         self._forget(session)

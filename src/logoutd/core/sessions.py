@@ -222,12 +222,7 @@ class Session:
             if not policy.allowed:
                 log.info("Session %s: not keeping process %d (AutoKeep=): %s.", self.id, root, policy.rule)
                 continue
-            ports.cgroups.create(scope)
-            for pid in pids:
-                try:
-                    ports.cgroups.move(scope, pid)
-                except ProcessGone:
-                    continue  # exited meanwhile: nothing to keep
+            self.ctx.keep_tree(self.user, pids, scope.rsplit("/", 1)[-1])
             log.info("Session %s: kept process %d and %d children in %s (AutoKeep=).",
                      self.id, root, len(pids) - 1, scope)
 

@@ -265,6 +265,18 @@ class Units:
         unit.gc()
         return unit
 
+    def adopt(self, user: User, pids: Sequence[int], name: str) -> Unit:
+        """AutoKeep=: a session's process tree (policy checked by the caller) into a new scope."""
+        unit = self._new(user, UnitKind.SCOPE, unit_name(name, UnitKind.SCOPE))
+        for pid in pids:
+            try:
+                self.ctx.ports.cgroups.move(unit.cgroup, pid)
+            except ProcessGone:
+                continue  # exited meanwhile: nothing to keep
+        unit.watch()
+        unit.gc()
+        return unit
+
     def start_service(self, caller_uid: int, argv: Sequence[str], name: str | None,
                       env: Mapping[str, str], cwd: str | None) -> Unit:
         """Spawn argv as the caller's user in a new service, placed in its cgroup before exec."""
