@@ -85,9 +85,18 @@ def test_scope_moves_the_callers_process(core: Core) -> None:
 def test_name_in_use_is_refused(core: Core) -> None:
     _, shell = login(core)
     core.manager.units.start_scope(1000, shell.pid, "job")
-    other = core.world.spawn()
+    other = core.world.spawn(cgroup=shell.cgroup)
     with pytest.raises(LogoutdError, match=r"^Unit job.scope already exists\.$"):
         core.manager.units.start_scope(1000, other.pid, "job.scope")
+
+
+def test_own_uid_outside_own_sessions_is_refused(core: Core) -> None:
+    """Same uid, but not in a session or unit of the user (a system service running as alice)."""
+    login(core)
+    service = core.world.spawn(uid=1000, cgroup="/system.slice/alices-daemon.service")
+    with pytest.raises(AccessDenied, match="is not in a session or unit of user alice"):
+        core.manager.units.start_scope(1000, service.pid, None)
+    assert service.cgroup == "/system.slice/alices-daemon.service" and not core.manager.units.all()
 
 
 def test_policy_denial_changes_nothing() -> None:

@@ -243,6 +243,8 @@ class Units:
         if owner != uid:
             raise AccessDenied(f"Access denied: process {pid} does not belong to uid {uid}.")
         user = self._user(uid)
+        if caller_uid != 0:
+            self._check_tracked(pid, user)
         full = self._name(user, name, UnitKind.SCOPE)
         self._authorize(user, full)
         ref = ports.processes.pin(pid)
@@ -320,6 +322,14 @@ class Units:
         if info is None:
             raise ProcessGone(f"Process {pid} does not exist.")
         return info.uid
+
+    def _check_tracked(self, pid: int, user: User) -> None:
+        """A user keeps only processes of their own sessions or units (DESIGN §10), not e.g. a
+        system service that happens to run under their uid."""
+        root = self.ctx.ports.cgroups.root_in_mount.rstrip("/")
+        if not self.ctx.ports.processes.cgroup_of(pid).startswith(f"{root}/{user.slice}/"):
+            raise AccessDenied(f"Access denied: process {pid} is not in a session or unit of "
+                               f"user {user.name}.")
 
     def _user(self, uid: int) -> User:
         user = self._users.get(uid)
