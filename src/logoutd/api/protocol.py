@@ -10,8 +10,8 @@ from logoutd.errors import LogoutdError, ProtocolError
 
 VERSION = 1
 MAX_MESSAGE = 64 * 1024  # bytes per request line, newline included
-REQUEST_TIMEOUT = 5.0  # seconds to finish a request line once the connection is open
-IDLE_TIMEOUT = 60.0  # seconds a connection may sit between requests
+ANSWER_TIMEOUT = 5.0  # seconds a client may take to read an answer before it is dropped
+IDLE_TIMEOUT = 60.0  # seconds a connection may take to send its next complete request line
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import struct
 from pathlib import Path
 
 from logoutd.api.protocol import (
+    ANSWER_TIMEOUT,
     IDLE_TIMEOUT,
     MAX_MESSAGE,
-    REQUEST_TIMEOUT,
     decode_request,
     encode_error,
     encode_result,
@@ -35,6 +35,7 @@ class ApiServer:
         self.service = service
         self.path = path
         self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,11 +49,14 @@ class ApiServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._writers):  # Python 3.11 leaves open connections running
+                writer.close()
             await self._server.wait_closed()
             self.path.unlink(missing_ok=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
+        self._writers.add(writer)
         try:
             caller = peer_caller(sock)
             while True:
@@ -68,11 +72,16 @@ class ApiServer:
                     break
                 except TimeoutError:
                     break
+                if len(line) > MAX_MESSAGE:  # the stream's limit lets one more byte through
+                    writer.write(encode_error(ProtocolError(
+                        f"Request too large (limit {MAX_MESSAGE} bytes).")))
+                    break
                 writer.write(self._answer(caller, line))
-                await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
+                await asyncio.wait_for(writer.drain(), ANSWER_TIMEOUT)
         except (ConnectionError, TimeoutError, OSError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     def _answer(self, caller: Caller, line: bytes) -> bytes:
