@@ -20,6 +20,7 @@ from logoutd.config import (
     load_config,
     render_value,
     schema,
+    values,
 )
 
 MAIN = "etc/systemd/logind.conf"
@@ -718,7 +719,7 @@ def test_render_value(value: object, text: str) -> None:
 
 @pytest.mark.parametrize("seconds", [0.0, 0.001, 10.0, 90.0, 3661.5, 2629800.0, 31557600.0 * 2])
 def test_rendered_time_spans_parse_back(seconds: float) -> None:
-    assert schema.parse_sec(schema.format_timespan(seconds)) == pytest.approx(seconds)
+    assert values.parse_sec(schema.format_timespan(seconds)) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
@@ -728,4 +729,4 @@ def test_rendered_time_spans_parse_back(seconds: float) -> None:
      ("1G 512M", 1_610_612_736), ("1000", 4096), ("4097", 8192)],
 )  # fmt: skip
 def test_tmpfs_size_bytes_as_logind_mounts_it(text: str, size: int) -> None:
-    assert schema.tmpfs_size_bytes(text, physical_memory=16 * 1024**3) == size
+    assert values.tmpfs_size_bytes(text, physical_memory=16 * 1024**3) == size

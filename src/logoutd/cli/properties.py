@@ -13,7 +13,7 @@ from pathlib import PurePath
 from typing import Any
 
 from logoutd.cli.output import Output, format_timestamp
-from logoutd.config.schema import tmpfs_size_bytes
+from logoutd.config.values import tmpfs_size_bytes
 from logoutd.errors import InvalidArgument
 
 Properties = list[tuple[str, str]]

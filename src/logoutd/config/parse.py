@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from logoutd.config import schema
+from logoutd.config import schema, values
 from logoutd.config.model import Config, Source
 
 MAIN_FILE = "etc/systemd/logind.conf"
@@ -28,7 +28,7 @@ LONG_LINE_MAX = 1 << 20  # systemd's LONG_LINE_MAX: a line this long aborts the 
 _BOM = b"\xef\xbb\xbf"
 _EOL = re.compile(rb"[\n\r\0]")
 _EOL_KIND = {0x00: 1, 0x0A: 2, 0x0D: 4}
-_WS = schema.WHITESPACE.encode()
+_WS = values.WHITESPACE.encode()
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,7 @@ class _Loader:
         if not key:
             self._warn(file, lineno, "Missing key name before '=', ignoring line.")
             return
-        key, value = key.strip(schema.WHITESPACE), value.strip(schema.WHITESPACE)
+        key, value = key.strip(values.WHITESPACE), value.strip(values.WHITESPACE)
         option = schema.lookup(state.section, key)
         if option is None:
             if not key.startswith("X-"):
@@ -285,7 +285,7 @@ class _Loader:
                 self.values[option.field] = option.default()
                 self.sources[option.field] = where
             return
-        words, unbalanced = schema.split_words(text)
+        words, unbalanced = values.split_words(text)
         accepted: list[object] = []
         for word in words:
             try:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from logoutd.config.schema import tmpfs_size_bytes
+from logoutd.config.values import tmpfs_size_bytes
 from logoutd.core.ports import Account
 from logoutd.errors import InvalidArgument
 
