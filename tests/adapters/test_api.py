@@ -14,6 +14,7 @@ from logoutd.api.client import Client
 from logoutd.api.protocol import MAX_MESSAGE
 from logoutd.errors import AccessDenied, InvalidArgument, NoSuchSession, NotRunning, ProtocolError
 from tests.adapters.conftest import Served
+from tests.readable import for_users
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
 
@@ -121,7 +122,7 @@ def _as_user(served: Served, as_uid: int, method: str, **params: object) -> tupl
         "except LogoutdError as e:\n    print(e.code, e.message)\n"
     )
     # The system python: the venv's interpreter may sit under root's 0700 home (pyenv).
-    src = str(Path(__file__).resolve().parents[2] / "src")
+    src = str(for_users(Path(__file__).resolve().parents[2] / "src"))
     result = subprocess.run(
         ["/usr/bin/python3", "-c", code, json.dumps(params)],
         user=as_uid, capture_output=True, text=True, check=False, timeout=30,

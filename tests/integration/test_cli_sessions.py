@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.login import script
+from tests.readable import for_users
 
 import logoutd
 from logoutd.cli.ctl import main
 
-SRC = Path(logoutd.__file__).resolve().parent.parent
+SRC = for_users(Path(logoutd.__file__).resolve().parent.parent)  # test users import it
 
 
 class Terminal(io.StringIO):

@@ -9,16 +9,18 @@ from pathlib import Path
 
 from harness.checks import assert_alive_for, wait_gone
 from harness.login import script
+from tests.readable import for_users
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILE = REPO / "contrib" / "profile.d" / "logoutd.sh"
 
 
 def _integration(env) -> str:
     """What /etc/profile.d would do, plus where the test's logoutctl and daemon are."""
-    return (f"export LOGOUTD_SOCKET={env.socket} PYTHONPATH={REPO / 'src'} "
+    src = for_users(REPO / "src")
+    profile = for_users(REPO / "contrib" / "profile.d" / "logoutd.sh")
+    return (f"export LOGOUTD_SOCKET={env.socket} PYTHONPATH={src} "
             "LOGOUTCTL='/usr/bin/python3 -m logoutd.cli.ctl'; "
-            f". {PROFILE}")
+            f". {profile}")
 
 
 START = (

@@ -13,12 +13,14 @@ from harness.checks import assert_alive_for, wait_gone, wait_session_removed
 from harness.daemon import src_dir
 from harness.login import script
 from harness.procs import Proc, status_field, wait_for
+from tests.readable import for_users
 
 DELAY = "[Login]\nUserStopDelaySec=2s\n"
 
 
 def ctl_words(env: Any) -> str:
-    return f"PYTHONPATH={src_dir()} LOGOUTD_SOCKET={env.socket} /usr/bin/python3 -m logoutd.cli.ctl"
+    src = for_users(src_dir())
+    return f"PYTHONPATH={src} LOGOUTD_SOCKET={env.socket} /usr/bin/python3 -m logoutd.cli.ctl"
 
 
 def tagged_ctl(env: Any, tag: str, words: str) -> str:
@@ -47,7 +49,7 @@ def api_as(env: Any, user: Any, method: str, **params: Any) -> dict[str, Any]:
     )
     done = subprocess.run(["/usr/bin/python3", "-c", code, json.dumps(params)], user=user.uid,
                           group=user.gid, extra_groups=[], capture_output=True, text=True,
-                          timeout=30, cwd="/", env={"PYTHONPATH": str(src_dir())})
+                          timeout=30, cwd="/", env={"PYTHONPATH": str(for_users(src_dir()))})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
