@@ -16,6 +16,7 @@ from logoutd.core.ports import Account
 from logoutd.core.sessions import Session, StopCause
 from logoutd.core.units import Units
 from logoutd.core.users import User
+from logoutd.crashpoints import crashpoint
 from logoutd.errors import (
     InvalidArgument,
     LimitsExceeded,
@@ -198,6 +199,7 @@ class Manager:
         if account is None:
             raise NoSuchUser(f"No user with uid {uid} known to the user database.")
         self.ports.userfiles.set_linger(account.name, enable)
+        crashpoint("linger.set")
         if enable:
             self._get_or_add_user(account).start()
         elif (user := self.users.get(uid)) is not None and not user.finalized:
@@ -335,6 +337,10 @@ class Manager:
             if not match:
                 continue
             account = self.ports.userdb.by_uid(int(match.group(1)))
+            if account is not None and account.uid not in self.users:
+                # A crash after creating the slice, before saving the user: collect it.
+                log.info("Adopting orphan slice %s.", slice_name)
+                self._get_or_add_user(account).started = True
             for child in cgroups.children(f"user.slice/{slice_name}"):
                 scope = re.fullmatch(r"session-([A-Za-z0-9]+)\.scope", child)
                 if not scope or scope.group(1) in self.sessions:

@@ -16,6 +16,7 @@ from logoutd.core.leftovers import Leftover, as_dict, escape_reasons, tty_name
 from logoutd.core.policy import may_keep
 from logoutd.core.ports import ProcessRef
 from logoutd.core.timers import Timers
+from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument, ProcessGone
 
 if TYPE_CHECKING:
@@ -88,17 +89,22 @@ class Session:
             return
         cgroups = self.ctx.ports.cgroups
         self.save()
+        crashpoint("session.create.intent-saved")
         cgroups.create(self.scope)
+        crashpoint("session.create.scope-created")
         try:
             cgroups.move(self.scope, self.leader_pid)
         except ProcessGone:
             cgroups.remove(self.scope)
             self.ctx.ports.store.remove("sessions", self.id)
             raise
+        crashpoint("session.create.leader-moved")
         self.started = True
         self._watch()
         self._arm_idle_timer()
+        crashpoint("session.create.before-final-save")
         self.save()
+        crashpoint("session.create.after-final-save")
         log.info("New session %s of user %s.", self.id, self.user.name)
         self.ctx.ports.audit.record("session-new", session=self.id, user=self.user.name,
                                     uid=self.user.uid, leader=self.leader_pid, service=self.service,
@@ -157,6 +163,7 @@ class Session:
         self.stop_cause = cause
         self.decision = shall_kill(self.ctx.config, self.user.name, forced=force)
         self.save()
+        crashpoint("session.stop.decision-saved")
         log.info(
             "Session %s of user %s stopping (%s): %s, %s.",
             self.id, self.user.name, cause, self.decision.action, self.decision.reason,
@@ -179,16 +186,20 @@ class Session:
         cgroups, clock = self.ctx.ports.cgroups, self.ctx.ports.clock
         # The stop timeout counts from the start of the SIGTERM round, not its end.
         deadline = clock.now() + self.ctx.config.session_stop_timeout_sec
-        signalled = cgroups.signal_all(self.scope, TERM_SIGNALS)
+        # Persist the round (and its SIGKILL deadline) before sending it: a crash during or
+        # after the round never sends it twice; after a restart the deadline kills what is left.
         self.term_sent = True
+        if deadline != math.inf:
+            self.sigkill_at = deadline
+        self.save()
+        signalled = cgroups.signal_all(self.scope, TERM_SIGNALS)
         if signalled:
             log.info("Session %s: sent SIGTERM, SIGCONT, SIGHUP to %d processes.", self.id, signalled)
             self.ctx.ports.audit.record("signalled", session=self.id, user=self.user.name,
                                         signals=["SIGTERM", "SIGCONT", "SIGHUP"], count=signalled)
+        crashpoint("session.stop.term-sent")
         if cgroups.is_populated(self.scope) and deadline != math.inf:
-            self.sigkill_at = deadline
             self._arm_sigkill(max(0.0, deadline - clock.now()))
-        self.save()
 
     def _arm_sigkill(self, delay: float) -> None:
         self.timers.arm("sigkill", delay, self._on_sigkill_timeout)
@@ -196,6 +207,7 @@ class Session:
     def _on_sigkill_timeout(self) -> None:
         if self.finalized:
             return
+        crashpoint("session.stop.sigkill-timeout")
         if self.ctx.ports.cgroups.is_populated(self.scope):
             log.info("Session %s: stop timed out, killing what is left (cgroup.kill).", self.id)
             left = len(self.ctx.ports.cgroups.pids(self.scope))
@@ -287,8 +299,10 @@ class Session:
         if self.finalized:
             return
         ports = self.ctx.ports
+        crashpoint("session.finalize.before-remove")
         if not ports.cgroups.remove(self.scope):
             return  # a process slipped in; the next empty event brings us back
+        crashpoint("session.finalize.cgroup-removed")
         self.finalized = True
         self.timers.cancel_all()
         ports.cgroups.unwatch(self.scope)
@@ -296,6 +310,7 @@ class Session:
             ports.processes.release(self.leader)
             self.leader = None
         ports.store.remove("sessions", self.id)
+        crashpoint("session.finalize.state-removed")
         log.info("Removed session %s.", self.id)
         self.ctx.ports.audit.record("session-removed", session=self.id, user=self.user.name)
         self.ctx.on_session_removed(self)

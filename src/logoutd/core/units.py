@@ -19,6 +19,7 @@ from logoutd.core.context import Context, log
 from logoutd.core.policy import may_keep
 from logoutd.core.ports import Account, ProcessRef, SpawnRequest
 from logoutd.core.timers import Timers
+from logoutd.crashpoints import crashpoint
 from logoutd.errors import AccessDenied, InvalidArgument, LogoutdError, NoSuchUser, ProcessGone
 
 if TYPE_CHECKING:
@@ -255,6 +256,7 @@ class Units:
             unit = self._new(user, UnitKind.SCOPE, full)
             try:
                 ports.cgroups.move(unit.cgroup, pid)
+                crashpoint("unit.scope.moved")
                 if not ports.processes.is_alive(ref):
                     raise ProcessGone(f"Process {pid} exited while it was being moved.")
             except BaseException:
@@ -307,6 +309,7 @@ class Units:
         except BaseException:
             self._undo(unit)
             raise
+        crashpoint("unit.service.spawned")
         try:
             unit.main = ports.processes.pin(pid)  # our child: its pid cannot be reused unreaped
         except ProcessGone:
@@ -375,6 +378,7 @@ class Units:
         unit = Unit(self.ctx, user, kind, name, created=self.ctx.ports.clock.now())
         user.units[name] = unit
         unit.save()
+        crashpoint("unit.new.intent-saved")
         self.ctx.ports.cgroups.create(unit.cgroup)
         return unit
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from logoutd.core.context import Context, log
 from logoutd.core.ports import Account
 from logoutd.core.timers import Timers
+from logoutd.crashpoints import crashpoint
 
 if TYPE_CHECKING:
     from logoutd.core.sessions import Session
@@ -96,6 +97,7 @@ class User:
         ports = self.ctx.ports
         ports.cgroups.create(self.slice)
         self.runtime_path = ports.userfiles.create_runtime_dir(self.account)
+        crashpoint("user.start.runtime-dir")
         self.timestamp = ports.clock.now()
         self.started = True
         ports.cgroups.watch_empty(self.slice, self._on_slice_event)
@@ -156,6 +158,7 @@ class User:
                 self.timers.arm("sigkill", timeout, self._on_sigkill_timeout)
         self.term_sent = True
         self.save()
+        crashpoint("user.stop.term-sent")
         self._try_finalize()
 
     def _on_sigkill_timeout(self) -> None:
@@ -182,17 +185,20 @@ class User:
         ports = self.ctx.ports
         if not ports.cgroups.remove(self.slice):
             return
+        crashpoint("user.finalize.slice-removed")
         self.finalized = True
         self.timers.cancel_all()
         for unit in list(self.units.values()):
             unit.forget()  # empty: its cgroup went with the slice
         ports.cgroups.unwatch(self.slice)
         ports.userfiles.remove_runtime_dir(self.uid)
+        crashpoint("user.finalize.runtime-dir-removed")
         if self.ctx.config.remove_ipc and self.uid > SYSTEM_UID_MAX:
             removed = ports.userfiles.remove_ipc(self.uid)
             if removed:
                 log.info("User %s: removed %d IPC objects.", self.name, removed)
         ports.store.remove("users", str(self.uid))
+        crashpoint("user.finalize.state-removed")
         log.info("User %s logged out.", self.name)
         ports.audit.record("user-removed", user=self.name, uid=self.uid)
         self.ctx.on_user_removed(self)

@@ -16,6 +16,7 @@ from logoutd.api.service import DaemonInfo, Service
 from logoutd.config.parse import ConfigResult, load_config
 from logoutd.core.context import Ports
 from logoutd.core.manager import Manager
+from logoutd.errors import LogoutdError
 from logoutd.paths import Paths
 from logoutd.system.accounts import UserDb, UserFiles
 from logoutd.system.audit import AuditFile
@@ -45,6 +46,8 @@ def _guarded(callback: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         try:
             callback()
+        except LogoutdError as e:  # an expected failure (e.g. a full state filesystem)
+            log.warning("%s failed: %s", getattr(callback, "__qualname__", callback), e.message)
         except Exception:
             log.exception("Internal error in %s", getattr(callback, "__qualname__", callback))
 

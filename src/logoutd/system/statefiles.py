@@ -9,19 +9,31 @@ import os
 from pathlib import Path
 from typing import Any
 
+from logoutd.crashpoints import crashpoint
+from logoutd.errors import LogoutdError
+
 log = logging.getLogger("logoutd")
 HEADER = "# This is private data. Do not parse; use the API (logoutctl).\n"
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """All or nothing: a failure (e.g. a full filesystem) leaves the old file and no temp file,
+    and raises a LogoutdError naming the path."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            data = memoryview(text.encode())
+            while data:  # os.write may write less than asked
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise LogoutdError(f"Cannot save state file {path}: {e.strerror or e}.") from e
 
 
 class StateStore:
@@ -104,4 +116,5 @@ class StateStore:
             log.warning("%s: unreadable session counter, starting from 1.", path)
             first = 1
         write_atomic(path, f"{first + block}\n", mode=0o644)
+        crashpoint("counter.reserved")
         return first, first + block

@@ -71,10 +71,14 @@ class Daemon:
         ]
 
     # -- process control --------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 10.0, env: dict[str, str] | None = None) -> None:
+        """Start and wait until it answers; `env` adds variables for this start only."""
         if self.running():
             raise RuntimeError("daemon already running")
+        extra = env or {}
         env = dict(os.environ)
+        env.pop("LOGOUTD_CRASH_AT", None)
+        env.update(extra)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(src_dir()), *filter(None, [env.get("PYTHONPATH")])])
         env.pop("LOGOUTD_SOCKET", None)
