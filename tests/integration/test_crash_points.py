@@ -19,6 +19,7 @@ from typing import Any
 from harness.daemon import src_dir
 from harness.login import script
 from harness.procs import kill_uid, pids_of_real_uid
+from tests.readable import for_users
 
 from logoutd.crashpoints import CRASHPOINTS
 from logoutd.errors import LogoutdError
@@ -64,7 +65,7 @@ def test_crashpoints_list_matches_the_code():
 
 
 def ctl(env: Any, words: str) -> str:
-    return (f"PYTHONPATH={src_dir()} LOGOUTD_SOCKET={env.socket} /usr/bin/python3 -m "
+    return (f"PYTHONPATH={for_users(src_dir())} LOGOUTD_SOCKET={env.socket} /usr/bin/python3 -m "
             f"logoutd.cli.ctl {words} >/dev/null 2>&1")
 
 

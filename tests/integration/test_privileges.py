@@ -30,6 +30,7 @@ from harness.env import Env
 from harness.login import Login, script
 from harness.procs import Proc, wait_for
 from harness.users import TestUser
+from tests.readable import for_users
 
 PY = "/usr/bin/python3"  # the venv's python lives under root's 0700 home
 DENY_KEEP = "[Policy]\nKeepAllowUsers=nobody\n"
@@ -53,7 +54,7 @@ def call_as(env: Env, user: TestUser, method: str, **params: Any) -> tuple[bool,
     session): (ok, error code, message, result)."""
     done = subprocess.run([PY, "-c", _CHILD, str(env.socket), method, json.dumps(params)],
                           user=user.uid, group=user.gid, extra_groups=[], capture_output=True,
-                          text=True, timeout=30, cwd="/", env={"PYTHONPATH": str(src_dir())})
+                          text=True, timeout=30, cwd="/", env={"PYTHONPATH": str(for_users(src_dir()))})
     assert done.returncode == 0, f"client child failed: {done.stderr}"
     r = json.loads(done.stdout)
     return r["ok"], r["code"], r["message"], r["result"]
