@@ -20,14 +20,6 @@ class Paths:
         return self.socket if self.socket is not None else self.runtime_dir / "api.sock"
 
     @property
-    def sessions_dir(self) -> Path:
-        return self.runtime_dir / "sessions"
-
-    @property
-    def users_dir(self) -> Path:
-        return self.runtime_dir / "users"
-
-    @property
     def linger_dir(self) -> Path:
         return self.state_dir / "linger"
 
