@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv openssh-server openssh-client tmux screen dbus-daemon \
-                util-linux passwd procps libpam-modules
+                util-linux passwd procps libpam-modules systemd libpam-systemd
 HOOK   := /usr/local/bin/logoutd-pam
 
 .PHONY: run test demo deps venv lint typecheck bench clean install-hook
@@ -13,12 +13,13 @@ HOOK   := /usr/local/bin/logoutd-pam
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,dbus]'
 	touch $@
 
 venv: $(VENV)/.installed
 
-# Debian packages the tests drive for real: sshd, su/runuser, tmux, screen, dbus-daemon.
+# Debian packages the tests drive for real: sshd, su/runuser, tmux, screen, dbus-daemon, and
+# systemd's stock loginctl and pam_systemd.so (run against logoutd's org.freedesktop.login1).
 # policy-rc.d keeps apt from starting a system sshd on port 22 (servers here are loopback only).
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \

@@ -224,6 +224,32 @@ class Service:
         session = self.manager.session_by_pid(caller.pid)
         return session.user.uid if session is not None else caller.uid
 
+    # -- for the D-Bus adapter (same rules, other shapes) ----------------------------------
+
+    def session_of(self, caller: Caller, session_id: str) -> Session | None:
+        """'', 'self', 'auto': the caller's session, or None."""
+        try:
+            return self._session(caller, session_id)
+        except NoSuchSession:
+            return None
+
+    def user_of(self, caller: Caller, uid: int | None) -> User | None:
+        """No uid: the owner of the caller's session, else the caller's own user; or None."""
+        user = self.manager.users.get(self._uid(caller, uid))
+        return user if user is not None and not user.finalized else None
+
+    def uid_for(self, caller: Caller, uid: int | None) -> int:
+        return self._uid(caller, uid)
+
+    def set_linger_as(self, caller: Caller, uid: int, enable: bool, *,
+                      authority: str) -> dict[str, Any]:
+        """Linger authorized elsewhere (polkit said yes): skip the owner and LingerSelfAllow=
+        checks, record who asked and who allowed it."""
+        account = self.manager.set_linger(uid, enable)
+        self.manager.ports.audit.record("linger", uid=uid, user=account.name, enable=enable,
+                                        by=caller.uid, granted=True, rule=authority)
+        return {"uid": account.uid, "name": account.name, "linger": enable}
+
     # -- methods ------------------------------------------------------------------------
 
     def create_session(self, caller: Caller, *, uid: int, leader: int, service: str, type: str,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from logoutd.config.model import Config
 from logoutd.core.context import Context, Ports, log
@@ -31,6 +31,15 @@ _SESSION_SCOPE = re.compile(r"/session-([A-Za-z0-9]+)\.scope(/|$)")
 SESSION_TYPES = ("unspecified", "tty", "x11", "wayland", "mir", "web")
 SESSION_CLASSES = ("user", "greeter", "lock-screen", "background")
 COUNTER_BLOCK = 64
+
+
+class Listener(Protocol):
+    """Told about sessions and users coming and going (the D-Bus adapter's signals, FIFOs)."""
+
+    def session_new(self, session: Session) -> None: ...
+    def session_removed(self, session: Session) -> None: ...
+    def user_new(self, user: User) -> None: ...
+    def user_removed(self, user: User) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class Manager:
         self._by_leader: dict[int, Session] = {}  # release_session looks up by leader pid
         self._counter = (0, 0)
         self.units = Units(self.ctx, self.users, self._get_or_add_user)
+        self.listeners: list[Listener] = []
 
     @property
     def config(self) -> Config:
@@ -111,6 +121,7 @@ class Manager:
         except BaseException:
             self.ports.processes.release(leader)
             raise
+        self._tell(lambda listener: listener.session_new(session))
         return session
 
     def _check_not_in_session(self, pid: int) -> None:
@@ -138,7 +149,16 @@ class Manager:
         if user is None or user.finalized:
             user = User(self.ctx, account)
             self.users[account.uid] = user
+            self._tell(lambda listener: listener.user_new(user))
         return user
+
+    def _tell(self, event: Callable[[Listener], None]) -> None:
+        """Listeners are edges: one failing is logged and never undoes the core's work."""
+        for listener in list(self.listeners):
+            try:
+                event(listener)
+            except Exception:
+                log.exception("Listener %r failed", listener)
 
     def start_lingering_users(self) -> None:
         for name in self.ports.userfiles.lingering_names():
@@ -165,6 +185,17 @@ class Manager:
         match = _SESSION_SCOPE.search(path)
         return self.sessions.get(match.group(1)) if match else None
 
+    def user_by_pid(self, pid: int) -> User | None:
+        """The user whose slice holds pid: a session, a unit, or the slice itself."""
+        try:
+            path = self.ports.processes.cgroup_of(pid)
+        except ProcessGone:
+            return None
+        root = self.ports.cgroups.root_in_mount.rstrip("/")
+        match = _USER_SLICE.search(path[len(root):]) if path.startswith(root + "/") else None
+        user = self.users.get(int(match.group(1))) if match else None
+        return user if user is not None and not user.finalized else None
+
     def session_by_leader(self, pid: int) -> Session | None:
         session = self._by_leader.get(pid)
         return session if session is not None and not session.finalized else None
@@ -179,6 +210,11 @@ class Manager:
 
     def terminate_session(self, session: Session) -> None:
         session.stop(StopCause.TERMINATE, force=True)
+
+    def reference_closed(self, session: Session) -> None:
+        """The PAM process that holds the session's D-Bus FIFO died or exited (logind's
+        session_dispatch_fifo): the same unforced stop as a logout."""
+        session.stop(StopCause.REFERENCE_CLOSED)
 
     def terminate_user(self, user: User) -> None:
         user.stop(force=True)
@@ -227,10 +263,12 @@ class Manager:
     def _session_removed(self, session: Session) -> None:
         self._forget(session)
         session.user.remove_session(session)
+        self._tell(lambda listener: listener.session_removed(session))
 
     def _user_removed(self, user: User) -> None:
         if self.users.get(user.uid) is user:
             del self.users[user.uid]
+        self._tell(lambda listener: listener.user_removed(user))
 
     # -- restart ------------------------------------------------------------------------
 

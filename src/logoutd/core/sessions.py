@@ -38,6 +38,7 @@ class StopCause(enum.StrEnum):
     TERMINATE = "terminate"  # 3. terminate-session/terminate-user (forced)
     IDLE = "idle"  # 4. StopIdleSessionSec= expired on an idle tty (forced)
     SCOPE_EMPTY = "scope-empty"  # 5. the scope emptied on its own
+    REFERENCE_CLOSED = "reference-closed"  # D-Bus: the PAM process dropped the session FIFO
 
 
 @dataclass(eq=False)

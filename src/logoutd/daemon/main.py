@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--user-runtime-root", type=Path, default=Path("/run/user"),
                         help="where runtime dirs are made (default /run/user)")
     parser.add_argument("--socket", type=Path, help="API socket (default RUNTIME_DIR/api.sock)")
+    parser.add_argument("--dbus", action="store_true",
+                        help="also serve org.freedesktop.login1 on the system bus (stock "
+                             "pam_systemd and loginctl); needs logoutd[dbus]")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     return parser
 
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("%s", warning)
         if result.fatal is not None:
             log.warning("Failed to parse config file, using what was read before: %s", result.fatal)
-        runtime = Runtime(paths, result)
+        runtime = Runtime(paths, result, dbus=args.dbus)
         return asyncio.run(runtime.run(ready=lambda m: _announce(paths, m)))
     except LogoutdError as e:
         print(f"logoutd: {e.message}", file=sys.stderr)

@@ -68,6 +68,7 @@ class GuardedCgroupTree(CgroupTree):
 class Runtime:
     paths: Paths
     config_result: ConfigResult
+    dbus: bool = False
     audit: AuditFile = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,7 +100,9 @@ class Runtime:
             config_files=lambda: list(self.config_result.files),
             cgroup_root=str(self.paths.cgroup_root),
         )
-        server = ApiServer(Service(manager, info), self.paths.socket_path)
+        service = Service(manager, info)
+        login1 = await _start_login1(service, self.paths) if self.dbus else None
+        server = ApiServer(service, self.paths.socket_path)
         await server.start()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGHUP, lambda: self.reload(manager))
@@ -111,6 +114,8 @@ class Runtime:
         log.info("Stopping; %d sessions stay as they are and are picked up at the next start.",
                  len(manager.sessions))
         await server.close()
+        if login1 is not None:
+            await login1.close()
         loop.remove_reader(inotify.fd)
         processes.close()
         inotify.close()
@@ -134,6 +139,18 @@ class Runtime:
         log.info("Config file reloaded.")
         return {"reloaded": True, "files": list(result.files),
                 "warnings": [str(w) for w in result.warnings]}
+
+
+async def _start_login1(service: Service, paths: Paths) -> Any:
+    """org.freedesktop.login1, before the socket serves: refusing to start changes nothing."""
+    try:
+        from logoutd.login1.bus import Login1
+    except ImportError as e:
+        raise LogoutdError(f"--dbus needs the dbus-fast package ({e}): "
+                           "pip install 'logoutd[dbus]'") from None
+    login1 = Login1(service, paths.runtime_dir / "login1")
+    await login1.start()
+    return login1
 
 
 def _raise_fd_limit() -> None:
