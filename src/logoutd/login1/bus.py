@@ -39,6 +39,9 @@ PEER = "org.freedesktop.DBus.Peer"
 POLKIT = "org.freedesktop.PolicyKit1"
 UINT32_MAX = 2**32 - 1
 DO_NOT_QUEUE = 4
+DEFAULT_ADDRESS = "unix:path=/run/dbus/system_bus_socket"
+# pam_systemd's logind_running() gate; logind creates it at start "unconditionally".
+SEATS_DIR = Path("/run/systemd/seats")
 POLKIT_TIMEOUT = 25.0  # sd-bus' default call timeout: an interactive agent gets that long
 
 # The core's error codes as logind names them on the bus.
@@ -124,8 +127,7 @@ class Login1:
 
     async def start(self) -> None:
         """Connect, reopen the FIFOs of live sessions, then claim the name (or refuse to start)."""
-        address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS",
-                                 "unix:path=/run/dbus/system_bus_socket")
+        address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", DEFAULT_ADDRESS)
         try:
             bus = await MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True).connect()
         except (OSError, DBusError, Exception) as e:  # dbus-fast raises plain Exceptions too
@@ -152,6 +154,8 @@ class Login1:
                 "to start. Stop that service (systemd-logind or elogind) or run logoutd "
                 "without --dbus.")
         self.manager.listeners.append(self)
+        if address == DEFAULT_ADDRESS:
+            _mark_running()
         log.info("Serving %s on the system bus at %s (%d reference FIFOs reopened).", NAME,
                  address, len(self.fifos.watched()))
 
@@ -542,6 +546,24 @@ class Login1:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+def _mark_running() -> None:
+    """On the machine's own system bus, tell pam_systemd a login manager runs, as logind does.
+
+    Not /run/systemd/system: that says systemd is PID 1, and systemctl and package scripts
+    would believe it (docs/dbus.md).
+    """
+    if SEATS_DIR.is_dir():
+        return
+    try:
+        SEATS_DIR.mkdir(mode=0o755, parents=True)
+    except OSError as e:
+        log.warning("Cannot create %s (%s): pam_systemd will not call logoutd.", SEATS_DIR,
+                    e.strerror)
+    else:
+        log.info("Created %s: pam_systemd now asks org.freedesktop.login1 for sessions.",
+                 SEATS_DIR)
+
 
 def _ours(path: str | None) -> bool:
     return path is not None and (path == ROOT or path.startswith(ROOT + "/") or path in _PARENTS)
