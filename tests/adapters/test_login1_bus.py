@@ -56,25 +56,47 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
 """
 
 
-@pytest.fixture
-def bus_address(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+class PrivateBus:
     """A private bus of type system, nothing else on it (no activation, open policy)."""
-    tmp = Path(tempfile.mkdtemp(prefix="logoutd-test-bus-"))
-    socket = tmp / "bus.sock"
-    config = tmp / "bus.conf"
-    config.write_text(BUS_CONFIG.format(socket=socket))
-    proc = subprocess.Popen([str(DBUS_DAEMON), "--nofork", f"--config-file={config}",
-                             "--print-address"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="logoutd-test-bus-"))
+        self.socket = self.tmp / "bus.sock"
+        self.config = self.tmp / "bus.conf"
+        self.config.write_text(BUS_CONFIG.format(socket=self.socket))
+        self.address = f"unix:path={self.socket}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(DBUS_DAEMON), "--nofork", f"--config-file={self.config}", "--print-address"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().startswith(b"unix:"), "dbus-daemon did not start"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(5)
+            self.proc = None
+        self.socket.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def private_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateBus]:
+    bus = PrivateBus()
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith(b"unix:"), "dbus-daemon did not start"
-        address = f"unix:path={socket}"
-        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", address)
-        yield address
+        bus.start()
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
+        yield bus
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(5)
-        shutil.rmtree(tmp, ignore_errors=True)
+        bus.stop()
+        shutil.rmtree(bus.tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def bus_address(private_bus: PrivateBus) -> str:
+    return private_bus.address
 
 
 class Peer:
@@ -395,3 +417,32 @@ def test_fifos_are_reopened_after_a_restart(bus_address: str) -> None:
 
     asyncio.run(both())
 
+
+
+def test_the_name_is_taken_back_after_the_bus_restarts(private_bus: PrivateBus) -> None:
+    async def test(peer: Peer) -> None:
+        peer.client.disconnect()
+        private_bus.stop()  # dbus-daemon restarted (an upgrade, say)
+        await _until(lambda: peer.login1.bus is None)
+        private_bus.start()
+        client = await MessageBus(bus_type=dbus_fast.BusType.SYSTEM).connect()
+        try:
+            async def owned() -> bool:
+                reply = await client.call(Message(
+                    destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                    interface="org.freedesktop.DBus", member="NameHasOwner", signature="s",
+                    body=[NAME]))
+                return bool(reply.body[0])
+
+            deadline = asyncio.get_running_loop().time() + 10
+            while not await owned():
+                assert asyncio.get_running_loop().time() < deadline, "name not taken back"
+                await asyncio.sleep(0.05)
+            reply = await client.call(Message(destination=NAME, path=ROOT,
+                                              interface=objects.MANAGER_IFACE,
+                                              member="ListSessions"))
+            assert reply.message_type is MessageType.METHOD_RETURN, reply.body
+        finally:
+            client.disconnect()
+
+    run(test)

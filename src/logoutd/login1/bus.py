@@ -43,6 +43,7 @@ DEFAULT_ADDRESS = "unix:path=/run/dbus/system_bus_socket"
 # pam_systemd's logind_running() gate; logind creates it at start "unconditionally".
 SEATS_DIR = Path("/run/systemd/seats")
 POLKIT_TIMEOUT = 25.0  # sd-bus' default call timeout: an interactive agent gets that long
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0  # seconds between tries after losing the bus
 
 # The core's error codes as logind names them on the bus.
 ERROR_NAMES = {
@@ -96,6 +97,8 @@ class Login1:
         self.bus: MessageBus | None = None
         self.fifos: ReferenceFifos | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._watcher: asyncio.Task[None] | None = None
         self._handlers: dict[tuple[str, str], Handler] = {
             (objects.MANAGER_IFACE, "GetSession"): self._get_session,
             (objects.MANAGER_IFACE, "GetSessionByPID"): self._get_session_by_pid,
@@ -126,18 +129,29 @@ class Login1:
     # -- start and stop -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, reopen the FIFOs of live sessions, then claim the name (or refuse to start)."""
-        address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", DEFAULT_ADDRESS)
-        try:
-            bus = await MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True).connect()
-        except (OSError, DBusError, Exception) as e:  # dbus-fast raises plain Exceptions too
-            raise LogoutdError(f"Cannot connect to the system bus at {address}: {e}") from None
-        self.bus = bus
-        loop = asyncio.get_running_loop()
-        self.fifos = ReferenceFifos(self.fifo_dir, loop, self._fifo_hung_up)
+        """Claim the name (or refuse to start, having changed nothing), then reopen the FIFOs."""
+        await self._connect()
+        self.fifos = ReferenceFifos(self.fifo_dir, asyncio.get_running_loop(), self._fifo_hung_up)
+        # No await between the name and this: calls already queued run only afterwards.
         for session_id in self.fifos.reopen(self.manager.sessions):
             log.info("Session %s: its PAM process went away while logoutd was down.", session_id)
             self.manager.reference_closed(self.manager.sessions[session_id])
+        self.manager.listeners.append(self)
+        if self.address == DEFAULT_ADDRESS:
+            _mark_running()
+        log.info("Serving %s on the system bus at %s (%d reference FIFOs reopened).", NAME,
+                 self.address, len(self.fifos.watched()))
+
+    @property
+    def address(self) -> str:
+        return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", DEFAULT_ADDRESS)
+
+    async def _connect(self) -> None:
+        address = self.address
+        try:
+            bus = await MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True).connect()
+        except Exception as e:  # OSError, AuthError, and dbus-fast's plain Exceptions
+            raise LogoutdError(f"Cannot connect to the system bus at {address}: {e}") from None
         bus.add_message_handler(self._on_message)
         reply = await bus.call(Message(destination=DBUS, path="/org/freedesktop/DBus",
                                        interface=DBUS, member="RequestName", signature="su",
@@ -147,28 +161,61 @@ class Login1:
             raise LogoutdError(f"The system bus at {address} refused {NAME} to logoutd: "
                                f"{reply.error_name}: {_text(reply)}")
         if reply.body[0] not in (1, 4):  # PRIMARY_OWNER, ALREADY_OWNER
+            self.bus = bus
             owner = await self._describe_owner(NAME)
+            self.bus = None
             bus.disconnect()
             raise LogoutdError(
                 f"{NAME} is already owned on the system bus at {address} by {owner}: refusing "
                 "to start. Stop that service (systemd-logind or elogind) or run logoutd "
                 "without --dbus.")
-        self.manager.listeners.append(self)
-        if address == DEFAULT_ADDRESS:
-            _mark_running()
-        log.info("Serving %s on the system bus at %s (%d reference FIFOs reopened).", NAME,
-                 address, len(self.fifos.watched()))
+        self.bus = bus
+        # Not in self._tasks: cancelling a waiter would cancel dbus-fast's shared future.
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_connection(bus))
+
+    async def _watch_connection(self, bus: MessageBus) -> None:
+        """The bus went away (dbus-daemon restarted): reconnect, and take the name back.
+
+        Sessions are untouched meanwhile; logins through pam_systemd get no session until
+        then (pam_systemd fails, its line is optional), those through the hook still do.
+        """
+        try:
+            await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+        except Exception as e:  # the connection's own error ends the wait too
+            log.debug("System bus connection ended: %s", e)
+        if self._closing or self.bus is not bus:
+            return
+        self.bus = None
+        delay = RECONNECT_FIRST
+        log.warning("Lost the system bus at %s; %s is not served until it is back.",
+                    self.address, NAME)
+        while not self._closing:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+            except LogoutdError as e:
+                log.warning("%s (retrying in %gs)", e.message, min(delay * 2, RECONNECT_MAX))
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            log.info("Serving %s again on the system bus at %s.", NAME, self.address)
+            return
 
     async def close(self) -> None:
+        self._closing = True
         if self in self.manager.listeners:
             self.manager.listeners.remove(self)
         if self.fifos is not None:
             self.fifos.close()
         for task in list(self._tasks):
             task.cancel()
-        if self.bus is not None:
-            self.bus.disconnect()
-            await self.bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+        bus, self.bus = self.bus, None
+        if bus is not None:
+            bus.disconnect()
+        if self._watcher is not None:
+            # It returns once the connection is down; a reconnect loop sleeping is cancelled.
+            done, _pending = await asyncio.wait({self._watcher}, timeout=2.0)
+            if not done:
+                self._watcher.cancel()
 
     async def _describe_owner(self, name: str) -> str:
         try:
