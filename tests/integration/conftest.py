@@ -26,6 +26,7 @@ try:  # PYTHONPATH=src or an installed package; else the repository's src/
 except ImportError:
     sys.path.insert(0, str(HERE.parent.parent / "src"))
 
+from harness import bus as buses  # noqa: E402
 from harness import cgroups  # noqa: E402
 from harness.daemon import Daemon  # noqa: E402
 from harness.env import Env  # noqa: E402
@@ -131,3 +132,48 @@ def sshd(env: Env, pam: PamService) -> Sshd:
 def su(env: Env, pam: PamService) -> SuRunner:
     return env.su(pam)
 
+
+# -- org.freedesktop.login1 (logoutd --dbus) ------------------------------------------------------
+
+
+def _pam_systemd_installed() -> bool:
+    dirs = [Path("/usr/lib/security"), Path("/usr/lib64/security"), Path("/lib/security"),
+            *Path("/usr/lib").glob("*/security"), *Path("/lib").glob("*/security")]
+    return any((d / "pam_systemd.so").exists() for d in dirs)
+
+
+def _why_no_dbus() -> str | None:
+    why = buses.available()
+    if why is not None:
+        return why
+    try:
+        import dbus_fast  # noqa: F401
+    except ImportError:
+        return "dbus-fast not installed (pip install -e '.[dbus]'): no logoutd --dbus"
+    if shutil.which("busctl") is None:
+        return "busctl not installed (systemd)"
+    return None
+
+
+@pytest.fixture
+def bus(env: Env) -> buses.PrivateBus:
+    """A private system bus (dbus-daemon) for the test; skips where it cannot work."""
+    why = _why_no_dbus()
+    if why is not None:
+        pytest.skip(why)
+    return env.bus()
+
+
+@pytest.fixture
+def dbus_daemon(env: Env, bus: buses.PrivateBus) -> Daemon:
+    """A logoutd serving org.freedesktop.login1 on the test's private bus (`--dbus`)."""
+    return env.daemon(dbus=bus)
+
+
+@pytest.fixture
+def systemd_pam(env: Env) -> PamService:
+    """/etc/pam.d/logoutd-test-<hex> (and su/runuser copies) with stock pam_systemd.so and no
+    logoutd hook."""
+    if not _pam_systemd_installed():
+        pytest.skip("pam_systemd.so not installed (libpam-systemd)")
+    return env.pam(systemd=True)

@@ -9,11 +9,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .procs import Proc, wait_for
 
+if TYPE_CHECKING:
+    from .bus import PrivateBus
+
 T = TypeVar("T")
+LOGIN1 = "org.freedesktop.login1"
 
 # Applied to every test daemon (a test's own drop-in, 50-test.conf, sorts after it).
 BASE_DROPIN = """\
@@ -40,6 +44,7 @@ class Daemon:
     popen: subprocess.Popen[bytes] | None = None
     proc: Proc | None = None
     starts: int = 0
+    dbus: PrivateBus | None = None  # with a bus: `--dbus`, DBUS_SYSTEM_BUS_ADDRESS set
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -68,16 +73,25 @@ class Daemon:
             "--user-runtime-root", str(self.user_runtime_root),
             "--socket", str(self.socket),
             "--log-level", "debug",
+            *(["--dbus"] if self.dbus is not None else []),
         ]
 
     # -- process control --------------------------------------------------------------------
-    def start(self, timeout: float = 10.0, env: dict[str, str] | None = None) -> None:
-        """Start and wait until it answers; `env` adds variables for this start only."""
+    def start(self, timeout: float = 10.0, env: dict[str, str] | None = None,
+              wait: bool = True) -> None:
+        """Start and wait until it answers; `env` adds variables for this start only.
+
+        With a bus, "answers" also means it owns org.freedesktop.login1 there.  `wait=False`
+        only starts the process (for a start that is expected to fail).
+        """
         if self.running():
             raise RuntimeError("daemon already running")
         extra = env or {}
         env = dict(os.environ)
         env.pop("LOGOUTD_CRASH_AT", None)
+        env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        if self.dbus is not None:
+            env.update(self.dbus.env())
         env.update(extra)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(src_dir()), *filter(None, [env.get("PYTHONPATH")])])
@@ -89,6 +103,8 @@ class Daemon:
             self.popen = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=log, env=env)
         self.proc = Proc.of(self.popen.pid, "logoutd")
+        if not wait:
+            return
 
         def answers() -> bool:
             if self.popen is not None and self.popen.poll() is not None:
@@ -96,6 +112,8 @@ class Daemon:
                     f"logoutd exited with {self.popen.returncode} during start-up; log:\n"
                     + self.log_tail())
             self.call("status", timeout=1.0)
+            if self.dbus is not None:
+                return self.dbus.name_owner_pid(LOGIN1) == self.popen.pid  # type: ignore[union-attr]
             return True
 
         wait_for(answers, timeout, "logoutd to answer 'status'", details=self.log_tail)

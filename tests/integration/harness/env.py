@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cgroups
+from .bus import PrivateBus
 from .cleanup import Cleanup, Phase
 from .daemon import Daemon
 from .login import Login
@@ -43,6 +44,7 @@ class Env:
         self.users: list[TestUser] = []
         self.logins: list[Login] = []
         self._sshds: dict[str, Sshd] = {}
+        self.buses: list[PrivateBus] = []
 
     # -- resources --------------------------------------------------------------------------
     def user(self) -> TestUser:
@@ -53,16 +55,28 @@ class Env:
         self.cleanup.add(Phase.USERS, f"userdel {user.name}", lambda: remove_user(user))
         return user
 
-    def pam(self, *, hook: bool = True, suffix: str = "", socket: Path | None = None) -> PamService:
+    def pam(self, *, hook: bool = True, suffix: str = "", socket: Path | None = None,
+            systemd: bool = False) -> PamService:
+        """The test PAM service; `systemd=True`: stock pam_systemd.so instead of the hook."""
         service = install_service(self.tmp, self.hexid, socket or self.socket, hook=hook,
-                                  suffix=suffix)
+                                  suffix=suffix, systemd=systemd)
         self.cleanup.add(Phase.FILES, f"rm {service.file}", lambda: remove_service(service))
         return service
 
-    def daemon(self, config: str | None = None, start: bool = True) -> Daemon:
-        """A logoutd for this test; `config` becomes the drop-in 50-test.conf."""
+    def bus(self) -> PrivateBus:
+        """A private system bus (dbus-daemon) for this test, stopped after the daemons."""
+        bus = PrivateBus(self.tmp, name=f"system_bus{len(self.buses) or ''}")
+        self.buses.append(bus)
+        self.cleanup.add(Phase.DAEMON, "stop dbus-daemon", bus.stop)
+        bus.start()
+        return bus
+
+    def daemon(self, config: str | None = None, start: bool = True,
+               dbus: PrivateBus | None = None) -> Daemon:
+        """A logoutd for this test; `config` becomes the drop-in 50-test.conf; with `dbus` it
+        also serves org.freedesktop.login1 on that bus (`logoutd --dbus`)."""
         base = self.tmp / f"daemon{len(self.daemons)}"
-        daemon = Daemon(base, self.cgroup_root, self.socket)
+        daemon = Daemon(base, self.cgroup_root, self.socket, dbus=dbus)
         self.daemons.append(daemon)
         self.cleanup.add(Phase.DAEMON, "kill logoutd", daemon.kill)
         if config is not None:
@@ -71,11 +85,13 @@ class Env:
             daemon.start()
         return daemon
 
-    def sshd(self, pam: PamService) -> Sshd:
-        """The sshd for `pam` (one per PAM service, started on first use)."""
+    def sshd(self, pam: PamService, bus: PrivateBus | None = None) -> Sshd:
+        """The sshd for `pam` (one per PAM service, started on first use); with `bus`, that is
+        its system bus and /run/systemd/seats exists in its mount namespace (pam_systemd)."""
         if pam.name in self._sshds:
+            assert self._sshds[pam.name].bus is bus, "one sshd per PAM service"
             return self._sshds[pam.name]
-        sshd = Sshd(self.tmp, pam, register=self._register_login)
+        sshd = Sshd(self.tmp, pam, register=self._register_login, bus=bus)
         self._sshds[pam.name] = sshd
         self.cleanup.add(Phase.FILES, "rm sshd symlink", sshd.remove)
         self.cleanup.add(Phase.PROCESSES, "kill sshd", sshd.stop)
@@ -85,11 +101,14 @@ class Env:
     def su(self, pam: PamService) -> SuRunner:
         return SuRunner(pam, register=self._register_login)
 
-    def login(self, via: str, pam: PamService, user: TestUser | str, command: str) -> Login:
-        """Open a login running `command`: via "ssh", "su" (su -l) or "runuser" (runuser -l)."""
+    def login(self, via: str, pam: PamService, user: TestUser | str, command: str,
+              bus: PrivateBus | None = None) -> Login:
+        """Open a login running `command`: via "ssh", "su" (su -l) or "runuser" (runuser -l);
+        `bus` (ssh only): the private system bus its PAM stack (pam_systemd) talks to."""
         if via == "ssh":
             assert isinstance(user, TestUser), "ssh needs a TestUser (root cannot log in)"
-            return self.sshd(pam).login(user, command)
+            return self.sshd(pam, bus).login(user, command)
+        assert bus is None, "a private bus is wired into sshd only"
         name = user if isinstance(user, str) else user.name
         return self.su(pam).login(name, command, tool=via)
 

@@ -18,11 +18,14 @@ PREFIX = "logoutd-test-"
 OVERRIDDEN = ("su", "su-l", "runuser", "runuser-l")
 
 
-def stack(hook: Path | None, socket: Path, timeout: float = 2.0, *, su: bool = False) -> str:
+def stack(hook: Path | None, socket: Path, timeout: float = 2.0, *, su: bool = False,
+          systemd: bool = False) -> str:
     """A minimal PAM stack: no password, pam_unix session, then the logoutd hook.
 
     common-session is deliberately not included: it holds pam_systemd.so, and this machine has
-    no system bus.
+    no system bus.  `systemd=True` ends the stack with stock pam_systemd.so (optional, as in
+    Debian's common-session) instead; it then talks to logoutd's org.freedesktop.login1 on the
+    test's private bus (see harness/bus.py).
     """
     lines = []
     if su:
@@ -39,6 +42,8 @@ def stack(hook: Path | None, socket: Path, timeout: float = 2.0, *, su: bool = F
             f"session   optional   pam_exec.so quiet seteuid {hook} "
             f"--socket {socket} --timeout {timeout:g}"
         )
+    if systemd:
+        lines.append("session   optional   pam_systemd.so debug")
     return "# logoutd integration test stack (removed after the test)\n" + "\n".join(lines) + "\n"
 
 
@@ -70,6 +75,7 @@ class PamService:
     overrides: dict[str, Path]  # stock name (su, su-l, ...) -> test copy in the temp dir
     hook: Path | None
     socket: Path
+    systemd: bool = False  # pam_systemd.so instead of the hook
 
     def namespace_prefix(self) -> str:
         """Shell commands that bind the test copies over the stock su/runuser files.
@@ -83,11 +89,15 @@ class PamService:
 
 
 def install_service(
-    tmp: Path, hexid: str, socket: Path, *, hook: bool = True, suffix: str = ""
+    tmp: Path, hexid: str, socket: Path, *, hook: bool = True, suffix: str = "",
+    systemd: bool = False,
 ) -> PamService:
-    """Install the hook into `tmp`, write /etc/pam.d/logoutd-test-<hex><suffix> and su copies."""
+    """Install the hook into `tmp`, write /etc/pam.d/logoutd-test-<hex><suffix> and su copies.
+
+    `systemd=True`: pam_systemd.so and no hook (whatever `hook` says).
+    """
     hook_path: Path | None = None
-    if hook:
+    if hook and not systemd:
         hook_path = tmp / "logoutd-pam"
         if not hook_path.exists():
             install_test_hook(hook_path)
@@ -95,15 +105,15 @@ def install_service(
     file = PAM_DIR / name
     if file.exists():
         raise FileExistsError(file)
-    file.write_text(stack(hook_path, socket))
+    file.write_text(stack(hook_path, socket, systemd=systemd))
     file.chmod(0o644)
     overrides = {}
     for stock in OVERRIDDEN:
         copy = tmp / f"pam-{stock}{suffix}"
-        copy.write_text(stack(hook_path, socket, su=True))
+        copy.write_text(stack(hook_path, socket, su=True, systemd=systemd))
         copy.chmod(0o644)
         overrides[stock] = copy
-    return PamService(name, file, overrides, hook_path, socket)
+    return PamService(name, file, overrides, hook_path, socket, systemd)
 
 
 def remove_service(service: PamService) -> None:

@@ -8,6 +8,7 @@ It runs in a private mount namespace where su/su-l/runuser/runuser-l are the tes
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bus import PrivateBus, namespace_prefix
 from .login import Login
 from .pam import PamService
 from .procs import Proc, kill_tree, wait_for
@@ -47,6 +49,7 @@ class Sshd:
     popen: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     link: Path | None = None
+    bus: PrivateBus | None = None  # its system bus; /run/systemd/seats in its namespace
 
     def start(self, timeout: float = 15.0) -> None:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
@@ -81,12 +84,17 @@ class Sshd:
                 "PrintLastLog no",
                 "",
             ]))  # no Subsystem line: no sftp
-            inner = f'{self.pam.namespace_prefix()} && exec "$0" -D -e -f "$1"'
+            prefix = self.pam.namespace_prefix()
+            env = None
+            if self.bus is not None:
+                prefix += " && " + namespace_prefix(self.bus)
+                env = {**os.environ, **self.bus.env()}
+            inner = f'{prefix} && exec "$0" -D -e -f "$1"'
             with open(self.log, "ab") as log:
                 self.popen = subprocess.Popen(
                     ["unshare", "--mount", "--propagation", "private", "sh", "-c", inner,
                      str(self.link), str(config)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                 )
             self.proc = Proc.of(self.popen.pid, "sshd")
             deadline = time.monotonic() + timeout
