@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import shlex
 import time
+from pathlib import Path
 
+import pytest
 from harness.checks import assert_alive_for, assert_in_scope, wait_gone, wait_session_removed
 from harness.login import script
 from harness.loginctl import (
+    LOGINCTL,
     busctl,
     call,
     json_data,
@@ -22,6 +25,7 @@ from harness.loginctl import (
 from harness.procs import Proc, descendants, status_field, wait_for
 
 ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
+pytestmark = pytest.mark.skipif(not Path(LOGINCTL).exists(), reason=f"{LOGINCTL} not installed")
 
 
 def open_ssh(env, pam, bus, daemon, user, *kinds: str, extra: str = ""):
