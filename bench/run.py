@@ -4,8 +4,9 @@ Needs root, a cgroup2 mount with cgroup.kill, su, unshare, useradd. Everything i
 cgroup subtree <cgroup2>/logoutd-bench-<hex>, a temp dir, `lgtst*` users, its daemons and
 processes) is removed at the end, processes first, also on failure and Ctrl-C.
 
-    bench/run.py            logout N=1,100,1000 + SIGTERM-ignorers, su -l with/without the hook,
-                            50 ssh logins at once with/without the hook
+    bench/run.py            logout N=1,100,1000 + SIGTERM-ignorers, su -l without a session
+                            module / with the hook / with stock pam_systemd -> login1 (--dbus,
+                            private dbus-daemon), 50 ssh logins at once with/without the hook
     bench/run.py --full     + N=10000, and 10 000 live sessions (several minutes)
 """
 
@@ -33,7 +34,7 @@ from report import Row, machine, render_markdown, render_text, write_doc  # noqa
 from scale_bench import SCALE_CONFIG, ScaleResult, check_limits, raise_nofile, run_scale  # noqa: E402
 from ssh_bench import SshResult, run_ssh  # noqa: E402
 from stats import median, ms, percentile, spread  # noqa: E402
-from world import World, log  # noqa: E402
+from world import World, bus_unavailable, log  # noqa: E402
 
 DEFAULT_CONFIG = "[Logoutd]\n# built-in defaults (SessionStopTimeoutSec=90s)\n"
 IGNORER_TIMEOUT = 1.0
@@ -41,6 +42,7 @@ IGNORER_CONFIG = f"[Logoutd]\nSessionStopTimeoutSec={IGNORER_TIMEOUT:g}s\n"
 LOGIND_1000 = 0.067  # DESIGN §11: systemd-logind 252, 1000 processes gone after logout
 ELOGIND_1000 = (0.059, 0.081)  # elogind 246
 ELOGIND_HOOK = 0.011  # elogind's pam_elogind overhead on su -l open+close
+LOGIN1_TARGET = 0.005  # DESIGN §11: through login1 and the stock pam_systemd.so
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -49,7 +51,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--full", action="store_true", help="add N=10000 and 10 000 live sessions")
     p.add_argument("--reps", type=int, default=7, help="repetitions for N <= 1000 (default 7)")
     p.add_argument("--reps-large", type=int, default=3, help="repetitions for N = 10000 (default 3)")
-    p.add_argument("--su-runs", type=int, default=200, help="su sessions each with/without hook")
+    p.add_argument("--su-runs", type=int, default=200,
+                   help="su sessions per PAM stack (without/hook/hook open-only/pam_systemd), and "
+                        "pam_systemd open/close samples (default 200)")
     p.add_argument("--hook-starts", type=int, default=100, help="hook start samples (default 100)")
     p.add_argument("--sessions", type=int, default=10000, help="live sessions with --full")
     p.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU window with --full")
@@ -144,7 +148,14 @@ def main(argv: list[str] | None = None) -> int:
                                                stop_timeout=IGNORER_TIMEOUT))
                 daemon.reconfigure(DEFAULT_CONFIG)
             if "pam" in parts:
+                # Its own daemon: with --dbus on a private bus (pam_systemd's arm) and with the
+                # probe's clocks inside; the logout rows above are measured without either.
+                no_bus = bus_unavailable()
+                daemon.stop()
+                daemon = world.start_daemon("d-pam", DEFAULT_CONFIG, dbus=no_bus is None, probe=True)
                 pam = run_pam(world, daemon, user, args.su_runs, args.hook_starts)
+                if no_bus is not None:
+                    pam.login1_skip = no_bus
                 info["su_nofile"] = f"{pam.nofile[0]}/{pam.nofile[1]}"
             if args.full and "scale" in parts:
                 scale_skip = check_limits(args.sessions)
@@ -214,9 +225,42 @@ def build_rows(logouts: list[LogoutResult], ignorers: list[LogoutResult], pam: P
             "  same, hook line with type=open_session (no close run)", ms(median(c)),
             f"without hook {ms(median(a))}", f"+{ms(median(c) - median(a))}", "< +11 ms (elogind)",
             median(c) - median(a) < ELOGIND_HOOK))
+        d = pam.login1
+        if d:
+            rows.append(Row(
+                f"su -l open+close, stock pam_systemd → login1 (--dbus), median of {len(d)}",
+                ms(median(d)), f"without module {ms(median(a))}", f"+{ms(median(d) - median(a))}",
+                f"≤ +{LOGIN1_TARGET * 1000:.0f} ms (DESIGN §11)",
+                median(d) - median(a) <= LOGIN1_TARGET))
+            rows.append(Row(
+                f"  same, p99 of {len(d)}", ms(percentile(d, 99)),
+                f"without module {ms(percentile(a, 99))}",
+                f"+{ms(percentile(d, 99) - percentile(a, 99))}", "", None))
+        expected = len(b) + len(c) + len(d)
         rows.append(Row(
-            "su -l sessions registered by the hook", f"{pam.sessions_created}/{len(b) + len(c)}", "",
-            "", "all", pam.sessions_created == len(b) + len(c)))
+            "su -l sessions registered " + ("(hook B+C, pam_systemd D)" if d else "by the hook"),
+            f"{pam.sessions_created}/{expected}", "",
+            f"{pam.login1_created} through login1 CreateSession" if d else "", "all",
+            pam.sessions_created == expected and (not d or pam.login1_created == len(d))))
+        if pam.login1_skip:
+            rows.append(Row(f"su -l through stock pam_systemd → login1: not run ({pam.login1_skip})",
+                            "", "", "", f"≤ +{LOGIN1_TARGET * 1000:.0f} ms", None))
+        if pam.login1_open:
+            n = len(pam.login1_open)
+            for label, with_mod, without_mod in (
+                    ("pam_open_session", pam.login1_open, pam.base_open),
+                    ("pam_close_session", pam.login1_close, pam.base_close)):
+                rows.append(Row(
+                    f"  pam_systemd alone, {label} (one PAM handle), median of {n}",
+                    ms(median(with_mod)), f"pam_unix alone {ms(median(without_mod))}",
+                    f"+{ms(median(with_mod) - median(without_mod))}", "", None))
+        if pam.daemon_login1:
+            total, move = median(pam.daemon_login1), median(pam.daemon_login1_move)
+            rows.append(Row(
+                f"  CreateSession inside logoutd (su runs D), median of {len(pam.daemon_login1)}",
+                ms(total), f"its cgroup.procs write {ms(move)}",
+                f"{move / total:.0%} is the kernel's move; caller lookup on the bus "
+                f"{ms(median(pam.daemon_login1_creds))}" if total > 0 else "", "", None))
         rows.append(Row(
             f"Hook start `python3 -IS hook`, median of {len(pam.hook_start)}", ms(median(pam.hook_start)),
             f"python3 -IS -c pass {ms(median(pam.bare_start))}",
@@ -226,6 +270,12 @@ def build_rows(logouts: list[LogoutResult], ignorers: list[LogoutResult], pam: P
             rows.append(Row(
                 f"  hook alone, {label} (exec + request), median of {len(values)}", ms(median(values)),
                 f"python3 -IS -c pass {ms(bare)}", f"+{ms(median(values) - bare)}", "", None))
+        if pam.daemon_api:
+            total, move = median(pam.daemon_api), median(pam.daemon_api_move)
+            rows.append(Row(
+                f"  create_session inside logoutd (su runs B+C), median of {len(pam.daemon_api)}",
+                ms(total), f"its cgroup.procs write {ms(move)}",
+                f"{move / total:.0%} is the kernel's move" if total > 0 else "", "", None))
         rows.append(Row(
             f"  create_session after {IDLE_GAP * 1000:.0f} ms idle, median of {len(pam.create_isolated)}",
             ms(median(pam.create_isolated)),
@@ -306,19 +356,7 @@ def render_generated(rows: list[Row], info: dict[str, str], logouts: list[Logout
         "the clock) and the daemon runs with `SessionStopTimeoutSec=1s`, so only the "
         "`cgroup.kill` after the timeout empties the scope. The figure is the time to empty minus "
         "the 1 s timeout; the kernel column is the `cgroup.kill` alone for comparison.",
-        "- **su -l.** `unshare --mount --propagation private sh -c 'mount --bind FILE "
-        "/etc/pam.d/su-l && exec su -l USER -c true'`, timed from spawn to exit, where FILE is "
-        "`auth sufficient pam_rootok.so`, `account required pam_permit.so`, `session required "
-        "pam_unix.so`; B adds `session optional pam_exec.so quiet seteuid <hook> --socket "
-        "<sock>` (the documented line), C the same with `type=open_session`, so pam_exec runs "
-        "the hook at open only. A, B and C alternate (ABC CBA) after 5 warm-up rounds. Each hook "
-        "open creates a real session (counted in the daemon log), B's close releases it, su's "
-        "exit ends it. The hook-start row runs the installed hook without `PAM_TYPE` (it parses "
-        "its arguments and exits) against `python3 -IS -c pass`. The breakdown rows: a root "
-        "`python3 -IS` stand-in for su runs the hook for open then close as pam_exec does "
-        "(fork + exec, timed around each); `create_session` is timed from a fresh client "
-        "connection after 50 ms without cgroup activity, next to one write of a pid to a "
-        "`cgroup.procs` of our own after the same pause.",
+        _su_method(pam),
         "- **Lost kills.** N `su -l USER -c 'nohup sleep 1000 &'` in a row through the hook (the "
         "integration harness's PAM service and namespace), each su exiting right after closing "
         "its session — elogind's race window. A surviving job is a lost kill.",
@@ -353,7 +391,25 @@ def render_generated(rows: list[Row], info: dict[str, str], logouts: list[Logout
                               ("hook open_session alone", pam.hook_open),
                               ("hook close_session alone", pam.hook_close),
                               ("create_session after idle", pam.create_isolated),
-                              ("kernel: one cgroup.procs write after idle", pam.migrate_isolated)):
+                              ("kernel: one cgroup.procs write after idle", pam.migrate_isolated),
+                              ("su with stock pam_systemd -> login1", pam.login1),
+                              ("pam_open_session, pam_unix alone", pam.base_open),
+                              ("pam_open_session, pam_unix + pam_systemd", pam.login1_open),
+                              ("pam_close_session, pam_unix alone", pam.base_close),
+                              ("pam_close_session, pam_unix + pam_systemd", pam.login1_close),
+                              ("logoutd: CreateSession handler (su runs)", pam.daemon_login1),
+                              ("logoutd: in it, caller lookup on the bus", pam.daemon_login1_creds),
+                              ("logoutd: in it, the Service call", pam.daemon_login1_core),
+                              ("logoutd: in it, cgroup.procs write", pam.daemon_login1_move),
+                              ("logoutd: in it, mkdir", pam.daemon_login1_mkdir),
+                              ("logoutd: the handler minus its cgroup.procs write",
+                               pam.daemon_login1_rest),
+                              ("logoutd: CreateSession handler (pam_systemd alone runs)",
+                               pam.daemon_driver_login1),
+                              ("logoutd: create_session from the hook (su runs)", pam.daemon_api),
+                              ("logoutd: in it, cgroup.procs write", pam.daemon_api_move)):
+            if not values:
+                continue
             out.append(f"- {label}: min {ms(min(values))}, median {ms(median(values))}, p90 "
                        f"{ms(percentile(values, 90))}, p99 {ms(percentile(values, 99))}, "
                        f"max {ms(max(values))} (n={len(values)})")
@@ -364,6 +420,127 @@ def render_generated(rows: list[Row], info: dict[str, str], logouts: list[Logout
         out.append(f"- list_sessions (Client): {_list(scale.list_client)}; bare socket: "
                    f"{_list(scale.list_raw)}")
     return "\n".join(out) + "\n"
+
+
+def _su_method(pam: PamResult | None) -> str:
+    d = pam is not None and bool(pam.login1)
+    text = (
+        "- **su -l.** `unshare --mount --propagation private sh -c '"
+        + ("mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/seats && "
+           if pam is not None and pam.seats_tmpfs else "")
+        + "mount --bind FILE /etc/pam.d/su-l && exec su -l USER -c true'`, timed from spawn to "
+        "exit, where FILE is `auth sufficient pam_rootok.so`, `account required pam_permit.so`, "
+        "`session required pam_unix.so` (A); B adds `session optional pam_exec.so quiet seteuid "
+        "<hook> --socket <sock>` (the documented line), C the same with `type=open_session`, so "
+        "pam_exec runs the hook at open only")
+    if d:
+        text += (
+            "; D adds `session required pam_systemd.so` instead: Debian's stock module (libpam-systemd "
+            "252), which connects to the system bus and calls `CreateSession` on "
+            "`org.freedesktop.login1`, answered by the same daemon started with `--dbus` on a "
+            "private `dbus-daemon` (the stock system bus policy plus `/usr/share/dbus-1/system.d`, a "
+            "socket in the bench's temp dir; every su gets `DBUS_SYSTEM_BUS_ADDRESS` pointing at it). "
+            + ("The tmpfs with `seats/` is pam_systemd's test that logind runs (this machine has no "
+               "`/run/systemd/seats`); it is mounted in the private namespace only, in all four arms "
+               "alike. " if pam is not None and pam.seats_tmpfs else
+               "pam_systemd's test that logind runs, `/run/systemd/seats/`, is the machine's own "
+               "(it exists here; without it each namespace would get a tmpfs with `seats/` on "
+               "`/run/systemd`, in all four arms alike). ")
+            + "A, B, C and D alternate (ABCD DCBA) "
+            f"after 5 warm-up rounds, each run {IDLE_GAP * 1000:.0f} ms after the previous one ended "
+            "(so that no cgroup migration of the previous run makes this one's cheaper; see the "
+            "login1 bullet of the comparison below). Each hook open and each `CreateSession` creates "
+            "a real session "
+            "(counted in the daemon log and by the probe below), B's close and D's `ReleaseSession` "
+            "release it, su's exit ends it (for D also the reference FIFO that pam_systemd keeps in su "
+            "hangs up). The PAM part runs its own daemon, with `--dbus` and the probe; the logout "
+            "rows' daemon has neither")
+    else:
+        text += (f". A, B and C alternate (ABC CBA) after 5 warm-up rounds, each run "
+                 f"{IDLE_GAP * 1000:.0f} ms after the previous one ended. Each hook open creates a "
+                 "real session (counted in the daemon log), B's close releases it, su's exit ends it")
+    text += (
+        ". The hook-start row runs the installed hook without `PAM_TYPE` (it parses its arguments "
+        "and exits) against `python3 -IS -c pass`. The breakdown rows: a root `python3 -IS` "
+        "stand-in for su runs the hook for open then close as pam_exec does (fork + exec, timed "
+        "around each); `create_session` is timed from a fresh client connection after 50 ms "
+        "without cgroup activity, next to one write of a pid to a `cgroup.procs` of our own after "
+        "the same pause.")
+    if d:
+        text += (
+            "\n- **pam_systemd alone.** A root `python3 -IS` process (in the same namespace set-up, "
+            "with the bus address) drives libpam through ctypes with one PAM handle per stack, as su "
+            "does: `pam_start_confdir` on service files of our own, then `pam_open_session` and "
+            "`pam_close_session`, each timed, then `pam_end`; once for `pam_unix` alone and once for "
+            "`pam_unix` + `pam_systemd`, the order alternating between processes; one process per "
+            "sample, since pam_systemd makes its caller the leader and keeps the FIFO until it exits, "
+            f"each started {IDLE_GAP * 1000:.0f} ms after the previous one ended. "
+            "open = connect + authenticate + `Hello` + `CreateSession` and its reply; close = a new "
+            "connection + `Hello` + `ReleaseSession`.\n"
+            "- **Inside the daemon.** The PAM part's daemon is started through "
+            "`bench/daemon_probe.py`, which wraps (at run time; src/ is unchanged) login1's "
+            "`CreateSession` handler, its caller lookup (`GetConnectionCredentials` on the bus), the "
+            "Service call, and the cgroup port's mkdir and `cgroup.procs` write with "
+            "`perf_counter()` timers and appends one line per session start. The handler is timed "
+            "from its dispatch to the reply being queued; the rows use the starts of the measured "
+            "su runs.")
+    return text
+
+
+def _login1_comparison(pam: PamResult) -> list[str]:
+    if not pam.login1:
+        if pam.login1_skip:
+            return [f"- **Through login1 and the stock pam_systemd.so** (target ≤ 5 ms): not run "
+                    f"here ({pam.login1_skip})."]
+        return []
+    base = median(pam.without_hook)
+    delta = median(pam.login1) - base
+    verdict = "met" if delta <= LOGIN1_TARGET else "MISSED"
+    text = (
+        f"- **Through login1 and the stock pam_systemd.so:** `su -l` open + close costs "
+        f"{ms(delta)} more than the same stack without a session module (median of "
+        f"{len(pam.login1)}, interleaved; p99 "
+        f"{ms(percentile(pam.login1, 99) - percentile(pam.without_hook, 99))}), against the hook's "
+        f"{ms(median(pam.with_hook) - base)} in the same run. DESIGN §11's target ≤ 5 ms is "
+        f"{verdict}.")
+    if pam.login1_open:
+        opened = median(pam.login1_open) - median(pam.base_open)
+        closed = median(pam.login1_close) - median(pam.base_close)
+        text += (
+            f" pam_systemd alone on one PAM handle: {ms(opened)} at open and {ms(closed)} at close "
+            f"(medians over pam_unix alone; ../shared/reference/dbus-login1-notes.md reports 3.6 ms "
+            f"and 1.25 ms against a prototype service that did no cgroup work).")
+    if pam.daemon_login1:
+        total = median(pam.daemon_login1)
+        move = median(pam.daemon_login1_move)
+        text += (
+            f" Inside logoutd the `CreateSession` handler takes {ms(total)} (median of the su runs): "
+            f"{ms(median(pam.daemon_login1_creds))} to ask the bus daemon who the caller is, "
+            f"{ms(median(pam.daemon_login1_core))} in the Service call, of which the kernel's "
+            f"`cgroup.procs` write that moves su into its scope is {ms(move)} ({move / total:.0%} of "
+            f"the handler) and the scope's mkdir {ms(median(pam.daemon_login1_mkdir))}; without "
+            f"its move the handler takes {ms(median(pam.daemon_login1_rest))}.")
+        if pam.daemon_driver_login1 and pam.login1_open:
+            outside = (median(pam.login1_open) - median(pam.base_open)
+                       - median(pam.daemon_driver_login1))
+            text += (
+                f" In the pam_systemd-alone runs the handler took "
+                f"{ms(median(pam.daemon_driver_login1))}, so about {ms(outside)} of the open is "
+                f"outside it: pam_systemd's connect, authentication and `Hello`, the bus daemon's "
+                f"routing both ways and the event loop's dispatch.")
+        warm = sum(1 for t in pam.daemon_login1_move if t < 0.001)
+        text += (
+            f" An isolated write to a `cgroup.procs` of the bench's own takes "
+            f"{ms(median(pam.migrate_isolated))} after {IDLE_GAP * 1000:.0f} ms without migrations. "
+            f"The move costs either about 0.1 ms or a whole RCU grace period: the writer of "
+            f"cgroup_threadgroup_rwsem skips the grace period only if another migration ended within "
+            f"roughly the last grace period. {warm} of the {len(pam.daemon_login1_move)} moves here "
+            f"took under 1 ms; with the {IDLE_GAP * 1000:.0f} ms pause before every run the figure is "
+            f"that of sparse logins, while back-to-back logins would get many cheap moves from "
+            f"each other. systemd-logind's path includes the same move (PID 1 writes the leader's pid "
+            f"to the new scope's `cgroup.procs`), so that part of the target is the kernel's, not "
+            f"the daemon's.")
+    return [text]
 
 
 def _list(values: list[float]) -> str:
@@ -423,6 +600,7 @@ def _comparison(logouts: list[LogoutResult], ignorers: list[LogoutResult], pam: 
             f"isolated write to `cgroup.procs` takes {ms(median(pam.migrate_isolated))} here "
             f"(moving a process takes cgroup_threadgroup_rwsem for writing, which waits for an "
             f"RCU grace period unless cgroup2 is mounted with `favordynmods`).")
+        lines += _login1_comparison(pam)
     if scale is not None:
         lines.append(
             f"- **{scale.n} live sessions:** {scale.n / scale.create_seconds:.0f} creates/s "

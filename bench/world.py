@@ -8,6 +8,8 @@ import os
 import secrets
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +31,37 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 from harness.users import TestUser, create_user, remove_user  # noqa: E402
 
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+PROBE = Path(__file__).resolve().parent / "daemon_probe.py"
+DBUS_DAEMON = "dbus-daemon"
+BUS_POLICY_DIR = Path("/usr/share/dbus-1/system.d")  # systemd's org.freedesktop.login1.conf
+# The stock system bus' default policy (dbus 1.14 system.conf), a socket of our own, no
+# service directories (a call to a name nobody owns fails at once), no <user>, no <fork>.
+BUS_CONFIG = """\
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<!-- logoutd bench: a private system bus, removed with the bench's temp dir -->
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <includedir>{policy_dir}</includedir>
+</busconfig>
+"""
 
 
 def log(message: str) -> None:
@@ -36,27 +69,109 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
+def bus_unavailable() -> str | None:
+    """None if a private system bus can be started here, else why not."""
+    if shutil.which(DBUS_DAEMON, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+        return "dbus-daemon is not installed"
+    if not (BUS_POLICY_DIR / "org.freedesktop.login1.conf").exists():
+        return f"{BUS_POLICY_DIR}/org.freedesktop.login1.conf is missing (systemd's bus policy)"
+    probe = subprocess.run([daemon_python(), "-c", "import dbus_fast"], capture_output=True,
+                           check=False)
+    if probe.returncode != 0:
+        return "dbus-fast is not installed for the daemon (logoutd --dbus needs logoutd[dbus])"
+    return None
+
+
+def daemon_python() -> str:
+    return str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+
+
+class PrivateBus:
+    """`dbus-daemon` on a socket in the world's temp dir; the machine's system bus is never used."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.dir = world.tmp / "bus"
+        self.dir.mkdir()
+        self.socket = self.dir / "system_bus_socket"
+        self.config = self.dir / "system.conf"
+        self.log_path = self.dir / "dbus-daemon.log"
+        self.config.write_text(BUS_CONFIG.format(socket=self.socket, policy_dir=BUS_POLICY_DIR))
+        argv = [shutil.which(DBUS_DAEMON, path="/usr/sbin:/usr/bin:/sbin:/bin") or DBUS_DAEMON,
+                "--nofork", f"--config-file={self.config}", "--print-pid"]
+        self.pid = world.children.spawn(argv, stdout=self.log_path, stderr=self.log_path,
+                                        setsid=True)
+        self._wait_ready(10.0)
+
+    @property
+    def address(self) -> str:
+        return f"unix:path={self.socket}"
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.world.children.exit_status(self.pid) is not None:
+                raise RuntimeError(f"dbus-daemon exited at start: {self.log_text()}")
+            if self.socket.exists():
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    try:
+                        s.connect(str(self.socket))
+                        return
+                    except OSError:
+                        pass
+            time.sleep(0.01)
+        raise TimeoutError(f"dbus-daemon not ready within {timeout:g} s: {self.log_text()}")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        children = self.world.children
+        if self.pid not in children.live:
+            return
+        children.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and children.exit_status(self.pid) is None:
+            time.sleep(0.01)
+        if self.pid in children.live:
+            children.kill(self.pid, signal.SIGKILL)
+            children.wait(self.pid)
 
 
 class Daemon:
-    """A foreground logoutd on the world's subtree, with its own dirs, config and log."""
+    """A foreground logoutd on the world's subtree, with its own dirs, config and log.
 
-    def __init__(self, world: World, name: str, config: str) -> None:
+    With `bus`: `--dbus` and DBUS_SYSTEM_BUS_ADDRESS pointing at that private bus, so it also
+    serves org.freedesktop.login1 there. With `probe`: started through bench/daemon_probe.py,
+    which appends the time of each create_session and of its cgroup writes to `self.probe`.
+    """
+
+    def __init__(self, world: World, name: str, config: str, bus: PrivateBus | None = None,
+                 probe: bool = False) -> None:
         self.world = world
+        self.bus = bus
         self.dir = world.tmp / name
         self.root = self.dir / "root"
         self.socket = self.dir / "api.sock"
         self.log_path = self.dir / "logoutd.log"
+        self.probe = self.dir / "probe.txt" if probe else None
         self.dropin = self.root / "etc/systemd/logind.conf.d/50-bench.conf"
         self.dropin.parent.mkdir(parents=True)
         self.dropin.write_text(config)
-        python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-        argv = [python, "-m", "logoutd", "--cgroup-root", str(world.subtree),
+        python = daemon_python()
+        entry = ["-m", "logoutd"] if self.probe is None else [str(PROBE), str(self.probe)]
+        argv = [python, *entry, "--cgroup-root", str(world.subtree),
                 "--root", str(self.root), "--runtime-dir", str(self.dir / "run"),
                 "--state-dir", str(self.dir / "state"), "--user-runtime-root", str(self.dir / "user"),
                 "--socket", str(self.socket)]
         env = dict(world.children.env)
         env["PYTHONPATH"] = str(REPO / "src")  # the checkout, even without an editable install
+        if bus is not None:
+            argv.append("--dbus")  # login1 claims its name before the socket serves
+            env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         self.pid = world.children.spawn(argv, stdout=self.log_path, stderr=self.log_path, env=env,
                                         setsid=True)
         self._client: Client | None = None
@@ -107,6 +222,14 @@ class Daemon:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
+    def probe_lines(self) -> list[str]:
+        if self.probe is None:
+            return []
+        try:
+            return self.probe.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
     def rss_kib(self) -> int:
         value = read_status_field(self.pid, "VmRSS")
         if value is None:
@@ -142,6 +265,7 @@ class World:
     children: Children = field(init=False)
     users: list[TestUser] = field(default_factory=list)
     daemons: list[Daemon] = field(default_factory=list)
+    bus: PrivateBus | None = None
     _old_handlers: dict[int, Any] = field(default_factory=dict)
 
     def __enter__(self) -> World:
@@ -166,8 +290,16 @@ class World:
         self.users.append(user)
         return user
 
-    def start_daemon(self, name: str, config: str = "") -> Daemon:
-        daemon = Daemon(self, name, config)
+    def start_bus(self) -> PrivateBus:
+        """The world's private system bus (one per world, started on first use)."""
+        if self.bus is None:
+            self.bus = PrivateBus(self)
+        return self.bus
+
+    def start_daemon(self, name: str, config: str = "", *, dbus: bool = False,
+                     probe: bool = False) -> Daemon:
+        """A logoutd; `dbus`: also on the world's private bus (`--dbus`); `probe`: see Daemon."""
+        daemon = Daemon(self, name, config, self.start_bus() if dbus else None, probe)
         self.daemons.append(daemon)
         return daemon
 
@@ -187,6 +319,8 @@ class World:
         try:
             for daemon in self.daemons:
                 step(f"stop logoutd {daemon.pid}", daemon.stop)
+            if self.bus is not None:
+                step(f"stop dbus-daemon {self.bus.pid}", self.bus.stop)
             step("cgroup.kill the subtree", lambda: _kill_subtree(self.subtree))
             step("kill our children", self._kill_children)
             for user in self.users:
