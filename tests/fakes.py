@@ -332,6 +332,7 @@ class FakeSpawner:
         self.world = world
         self.requests: list[SpawnRequest] = []
         self.reaped: list[int] = []
+        self.exit_codes: dict[int, int] = {}  # pid -> what reap() reports
         self.fail: Exception | None = None
 
     def spawn(self, request: SpawnRequest) -> int:
@@ -340,5 +341,6 @@ class FakeSpawner:
         self.requests.append(request)
         return self.world.spawn(uid=request.uid, cgroup=self.world.abs(request.cgroup)).pid
 
-    def reap(self, pid: int) -> None:
+    def reap(self, pid: int) -> int | None:
         self.reaped.append(pid)
+        return self.exit_codes.get(pid)

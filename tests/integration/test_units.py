@@ -166,3 +166,34 @@ def test_policy_denial_and_bad_names(env, user, pam, start_daemon):
     assert daemon.call("list_units")["units"] == []
     assert "Denied x.service to user" in daemon.log()
     assert login.logout() == 0
+
+
+def test_run_wait_ends_with_the_main_process_and_its_status(env, user, pam, start_daemon):
+    """A service ends with its main process (what it left is stopped), and `run --wait` exits
+    with the main process's status, as systemd-run --wait."""
+    daemon = start_daemon("[Logoutd]\nUserStopTimeoutSec=2s\n")
+    leftover = "(trap '' TERM; exec sleep 1000) & (setsid sleep 1001 &); sleep 0.3; exit 3"
+    words = [("exit3", f"run --unit left --wait -- sh -c \"{leftover}\""),
+             ("ok", "run --unit ok --wait -- true"),
+             ("killed", "run --unit killed --wait -- sh -c 'kill -9 $$'"),
+             ("json", "--json run --unit j --wait -- sh -c 'exit 5'")]
+    extra = "; ".join(tagged_ctl(env, tag, w) for tag, w in words)
+    login = env.login("su", pam, user, script(extra=extra))
+    login.wait_ready(timeout=30)
+    rc, lines = tagged(login, "exit3")
+    assert rc == 3, login.report()
+    assert lines[-1] == "Finished with result: exit-code; main process: exit status 3", lines
+    rc, lines = tagged(login, "ok")
+    assert rc == 0 and lines[-1] == "Finished with result: success; main process: exit status 0"
+    rc, lines = tagged(login, "killed")
+    assert rc == 128 + 9, lines
+    assert lines[-1] == "Finished with result: signal; main process: killed by signal 9", lines
+    rc, lines = tagged(login, "json")
+    document = json.loads("\n".join(lines))
+    assert rc == 5 and document["unit"]["name"] == "j.service", lines
+    assert document["unit"]["result"] == {"name": "j.service", "uid": user.uid, "kind": "service",
+                                          "exit_status": 5, "result": "exit-code"}
+    # The SIGTERM-ignoring and the setsid'd leftovers of left.service were stopped with it.
+    assert units_of(daemon, user) == []
+    assert "Unit left.service: main process gone, stopping the processes it left." in daemon.log()
+    assert login.logout() == 0

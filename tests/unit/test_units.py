@@ -277,3 +277,57 @@ def test_restore_drops_units_whose_cgroup_vanished(core: Core) -> None:
     core.world.dirs.discard(unit.cgroup)
     manager = core.restart()
     assert not manager.users[1000].units and ("units", unit.key) not in core.store.data
+
+
+def test_a_service_ends_with_its_main_process_and_keeps_its_result() -> None:
+    core = make_core(Config(user_stop_timeout_sec=3))
+    spawner = with_spawner(core)
+    login(core)
+    unit = core.manager.units.start_service(1000, ["job"], "job", {}, None)
+    assert unit.main is not None
+    main_pid = unit.main.pid
+    child = core.world.spawn(cgroup=core.world.abs(unit.cgroup))
+    stubborn = core.world.spawn(cgroup=core.world.abs(unit.cgroup), ignores=[signal.SIGTERM])
+    spawner.exit_codes[main_pid] = 3
+    core.world.exit(main_pid)
+    # As a Type=simple service: what the main process left is stopped.
+    assert unit.state is UnitState.STOPPING and not child.alive and stubborn.alive
+    assert signal.SIGTERM in stubborn.received
+    assert core.manager.units.result(1000, "job") is None  # not finished yet
+    core.clock.advance(3.1)
+    assert not stubborn.alive and unit.finalized
+    assert core.manager.units.result(1000, "job") == {
+        "name": "job.service", "uid": 1000, "kind": "service", "exit_status": 3,
+        "result": "exit-code"}
+    assert core.manager.units.result(1000, "job.service") is not None
+    assert core.manager.units.result(1001, "job") is None
+
+
+@pytest.mark.parametrize(("code", "result"), [(0, "success"), (-9, "signal"), (None, "unknown")])
+def test_service_results(code: int | None, result: str) -> None:
+    core = make_core()
+    spawner = with_spawner(core)
+    login(core)
+    unit = core.manager.units.start_service(1000, ["job"], None, {}, None)
+    assert unit.main is not None
+    if code is not None:
+        spawner.exit_codes[unit.main.pid] = code
+    core.world.exit(unit.main.pid)
+    assert unit.finalized
+    found = core.manager.units.result(1000, unit.name)
+    assert found is not None and (found["exit_status"], found["result"]) == (code, result)
+
+
+def test_a_service_whose_main_exited_while_logoutd_was_down_is_stopped_on_restart() -> None:
+    core = make_core()
+    with_spawner(core)
+    login(core)
+    unit = core.manager.units.start_service(1000, ["job"], "job", {}, None)
+    assert unit.main is not None
+    left = core.world.spawn(cgroup=core.world.abs(unit.cgroup))
+    core.world.exit(unit.main.pid, notify=False)  # while the daemon is down
+    manager = core.restart()
+    restored = manager.users[1000].units.get("job.service")
+    assert not left.alive
+    assert restored is None or restored.finalized
+    assert ("units", "1000-job.service") not in core.store.data

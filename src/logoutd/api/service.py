@@ -168,6 +168,9 @@ class Service:
                                 "Owner or root: SIGTERM a unit, SIGKILL after UserStopTimeoutSec=."),
             "list_units": Method(self.list_units, {"uid": Param(int)},
                                  "Every unit (scopes and services), or one user's."),
+            "unit_result": Method(self.unit_result, {"name": Param(str, required=True),
+                                                     "uid": Param(int)},
+                                  "Owner or root: how a finished unit ended (run --wait)."),
             "show_config": Method(self.show_config, {},
                                   "Effective options, each with the file:line it came from."),
             "reload": Method(self.reload, {}, "Root: re-read the configuration."),
@@ -356,6 +359,15 @@ class Service:
         self._require_owner(caller, unit.user.uid, f"stop unit {unit.name}")
         signalled = unit.stop()
         return {"unit": unit_view(unit), "signalled": signalled}
+
+    def unit_result(self, caller: Caller, *, name: str, uid: int | None) -> dict[str, Any]:
+        uid = caller.uid if uid is None else uid
+        self._require_owner(caller, uid, f"see unit {name}")
+        result = self.manager.units.result(uid, name)
+        if result is None:
+            raise LogoutdError(f"No finished unit '{name}' of uid {uid} known (results are kept "
+                               "in memory for the last 256 units).")
+        return {"result": result}
 
     def list_units(self, caller: Caller, *, uid: int | None) -> dict[str, Any]:
         units = [u for u in self.manager.units.all() if uid is None or u.user.uid == uid]

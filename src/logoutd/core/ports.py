@@ -183,8 +183,9 @@ class Spawner(Protocol):
         """
         ...
 
-    def reap(self, pid: int) -> None:
-        """Collect a spawned child that has exited (no-op for others)."""
+    def reap(self, pid: int) -> int | None:
+        """Collect a spawned child that has exited: its exit code (negative: the signal), or
+        None for a process that is not our child (e.g. after a daemon restart)."""
         ...
 
 
@@ -194,8 +195,8 @@ class NoSpawner:
     def spawn(self, request: SpawnRequest) -> int:
         raise NotAvailable("This logoutd cannot start services.")
 
-    def reap(self, pid: int) -> None:
-        pass
+    def reap(self, pid: int) -> int | None:
+        return None
 
 
 class NullAudit:

@@ -11,6 +11,7 @@ import enum
 import math
 import re
 import signal
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,10 @@ class Unit:
     main: ProcessRef | None = None  # services: the spawned process, while it runs
     log_path: str = ""  # services: stdout and stderr, appended
     sigkill_at: float | None = None
+    exit_status: int | None = None  # services: the main process's exit code (< 0: its signal)
+    main_lost: bool = False  # restored: the main process exited while logoutd was down
     finalized: bool = False
+    on_finished: Callable[[Unit], None] | None = field(default=None, repr=False)
     timers: Timers = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +113,11 @@ class Unit:
         if self.sigkill_at is not None:
             delay = max(0.0, self.sigkill_at - self.ctx.ports.clock.now())
             self.timers.arm("sigkill", delay, self._on_sigkill_timeout)
+        if self.main_lost and self.state is UnitState.ACTIVE and not self.may_gc():
+            log.info("Unit %s: main process exited while logoutd was down, stopping the rest.",
+                     self.name)
+            self.stop()
+            return
         self.gc()
 
     def stop(self) -> int:
@@ -141,16 +150,24 @@ class Unit:
         self.gc()
 
     def _on_main_exit(self) -> None:
+        """A service ends with its main process, as systemd's Type=simple: what it left
+        behind is stopped (SIGTERM, then SIGKILL after UserStopTimeoutSec=)."""
         self._reap_main()
+        if (self.kind is UnitKind.SERVICE and self.main is None
+                and self.state is UnitState.ACTIVE and not self.may_gc()):
+            log.info("Unit %s: main process gone, stopping the processes it left.", self.name)
+            self.stop()
+            return
         self.gc()
 
     def _reap_main(self) -> None:
         ports = self.ctx.ports
         if self.main is None or ports.processes.is_alive(self.main):
             return
-        ports.spawner.reap(self.main.pid)
+        self.exit_status = ports.spawner.reap(self.main.pid)
         ports.processes.release(self.main)
-        log.info("Unit %s: main process %d exited.", self.name, self.main.pid)
+        log.info("Unit %s: main process %d exited (%s).", self.name, self.main.pid,
+                 describe_exit(self.exit_status))
         self.main = None
         self.save()
 
@@ -172,6 +189,8 @@ class Unit:
             return
         self.forget()
         log.info("Unit %s of user %s finished.", self.name, self.user.name)
+        if self.on_finished is not None:
+            self.on_finished(self)
         self.user.gc()
 
     def forget(self) -> None:
@@ -202,11 +221,33 @@ class Unit:
             "main_start": self.main.start_time if self.main is not None else None,
             "log_path": self.log_path,
             "sigkill_at": self.sigkill_at,
+            "exit_status": self.exit_status,
         }
 
     def save(self) -> None:
         if not self.finalized:
             self.ctx.ports.store.save("units", self.key, self.to_record())
+
+
+def describe_exit(status: int | None) -> str:
+    if status is None:
+        return "exit status unknown: not logoutd's child any more (a daemon restart)"
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+def unit_result(status: int | None) -> str:
+    """systemd's words: success, exit-code, signal; unknown where logoutd could not see it."""
+    if status is None:
+        return "unknown"
+    return "success" if status == 0 else "exit-code" if status > 0 else "signal"
+
+
+FINISHED_KEPT = 256  # results of finished units kept for `run --wait` (in memory)
 
 
 class Units:
@@ -218,6 +259,24 @@ class Units:
         self._users = users
         self._get_or_add_user = get_or_add_user
         self._counter = (0, 0)
+        self.finished: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def _finished(self, unit: Unit) -> None:
+        self.finished[unit.key] = {
+            "name": unit.name, "uid": unit.user.uid, "kind": str(unit.kind),
+            "exit_status": unit.exit_status,
+            "result": unit_result(unit.exit_status) if unit.kind is UnitKind.SERVICE else "done",
+        }
+        self.finished.move_to_end(unit.key)
+        while len(self.finished) > FINISHED_KEPT:
+            self.finished.popitem(last=False)
+
+    def result(self, uid: int, name: str) -> dict[str, Any] | None:
+        for candidate in (name, f"{name}.service", f"{name}.scope"):
+            found = self.finished.get(f"{uid}-{candidate}")
+            if found is not None:
+                return found
+        return None
 
     def all(self) -> list[Unit]:
         return sorted((u for user in self._users.values() if not user.finalized
@@ -375,7 +434,8 @@ class Units:
 
     def _new(self, user: User, kind: UnitKind, name: str) -> Unit:
         """Persist the intent, then create the cgroup (a crash in between leaves no orphan)."""
-        unit = Unit(self.ctx, user, kind, name, created=self.ctx.ports.clock.now())
+        unit = Unit(self.ctx, user, kind, name, created=self.ctx.ports.clock.now(),
+                    on_finished=self._finished)
         user.units[name] = unit
         unit.save()
         crashpoint("unit.new.intent-saved")
@@ -416,7 +476,11 @@ class Units:
             unit = Unit(self.ctx, user, kind, name, created=float(record.get("created") or 0.0),
                         state=UnitState(record.get("state", "active")), main=main,
                         log_path=str(record.get("log_path") or ""),
-                        sigkill_at=float(sigkill_at) if sigkill_at is not None else None)
+                        sigkill_at=float(sigkill_at) if sigkill_at is not None else None,
+                        on_finished=self._finished)
+            status = record.get("exit_status")
+            unit.exit_status = int(status) if status is not None else None
+            unit.main_lost = kind is UnitKind.SERVICE and main_pid is not None and main is None
         except (KeyError, TypeError, ValueError, LogoutdError) as e:
             log.warning("Ignoring unreadable saved unit %r: %s", record.get("name"), e)
             return None

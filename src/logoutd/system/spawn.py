@@ -54,15 +54,19 @@ class Spawner:
         reason = os.strerror(int(code)) if code.isdigit() and int(code) else detail
         raise _error(stage, reason, request)
 
-    def reap(self, pid: int) -> None:
+    def reap(self, pid: int) -> int | None:
+        """Its exit code (negative: the signal that ended it), or None when unknown."""
         if pid not in self._children:
-            return
+            return None
         try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            done, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            done = pid
-        if done:
             self._children.discard(pid)
+            return None
+        if not done:
+            return None
+        self._children.discard(pid)
+        return os.waitstatus_to_exitcode(status)
 
 
 def _error(stage: str, reason: str, request: SpawnRequest) -> LogoutdError:

@@ -103,15 +103,36 @@ def run(inv: Invocation, exec_: Callable[[list[str]], NoReturn] | None = None) -
     result = inv.call("start_unit", **params)
     unit = result["unit"]
     if inv.output.json:
-        inv.output.emit_json("unit", {**unit, "log": result["log"]})
+        if not options.wait:  # with --wait, one document at the end, with the result
+            inv.output.emit_json("unit", {**unit, "log": result["log"]})
     else:
         inv.output.print(f"Running as unit: {unit['name']}; output goes to {result['log']}")
         inv.output.print(lifetime(result)[0].upper() + lifetime(result)[1:])
-    if options.wait:
-        while any(u["name"] == unit["name"]
-                  for u in inv.call("list_units", uid=unit["uid"])["units"]):
-            time.sleep(WAIT_INTERVAL)
-    return 0
+    if not options.wait:
+        return 0
+    while any(u["name"] == unit["name"]
+              for u in inv.call("list_units", uid=unit["uid"])["units"]):
+        time.sleep(WAIT_INTERVAL)
+    return _finished(inv, unit, result["log"])
+
+
+def _finished(inv: Invocation, unit: dict[str, Any], log: str) -> int:
+    """--wait: say how the service ended and exit as systemd-run --wait does (its status,
+    128+N for a signal)."""
+    try:
+        result = inv.call("unit_result", name=unit["name"], uid=unit["uid"])["result"]
+    except LogoutdError as e:  # the daemon restarted: the result was in its memory
+        raise LogoutdError(f"{unit['name']} finished; its result is unknown: {e.message}") from None
+    status: int | None = result["exit_status"]
+    if inv.output.json:
+        inv.output.emit_json("unit", {**unit, "log": log, "result": result})
+    else:
+        how = ("unknown (logoutd restarted meanwhile)" if status is None
+               else f"killed by signal {-status}" if status < 0 else f"exit status {status}")
+        inv.output.print(f"Finished with result: {result['result']}; main process: {how}")
+    if status is None:
+        return 1
+    return 128 - status if status < 0 else status
 
 
 def _scope(inv: Invocation, options: RunOptions, exec_: Callable[[list[str]], NoReturn]) -> int:
