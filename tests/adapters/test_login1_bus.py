@@ -29,41 +29,21 @@ from logoutd.errors import LogoutdError  # noqa: E402
 from logoutd.login1 import objects  # noqa: E402
 from logoutd.login1.bus import NAME, Login1  # noqa: E402
 from logoutd.login1.labels import ROOT, session_path, user_path  # noqa: E402
+from tests.integration.harness.bus import config_text  # noqa: E402
 from tests.unit.conftest import ALICE, Core, make_core  # noqa: E402
 
 DBUS_DAEMON = shutil.which("dbus-daemon")
 pytestmark = pytest.mark.skipif(DBUS_DAEMON is None, reason="dbus-daemon not installed")
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-  </policy>
-</busconfig>
-"""
-
-
 class PrivateBus:
-    """A private bus of type system, nothing else on it (no activation, open policy)."""
+    """A private bus of type system with the stock system policy; nothing else on it (no
+    activation). The adapter and its clients here run as root, as pam_systemd does."""
 
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="logoutd-test-bus-"))
         self.socket = self.tmp / "bus.sock"
         self.config = self.tmp / "bus.conf"
-        self.config.write_text(BUS_CONFIG.format(socket=self.socket))
+        self.config.write_text(config_text(self.socket))
         self.address = f"unix:path={self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
 
