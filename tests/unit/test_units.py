@@ -8,7 +8,7 @@ import pytest
 
 from logoutd.config.model import Config
 from logoutd.core.manager import SessionRequest
-from logoutd.core.units import UnitKind, UnitState, unit_name
+from logoutd.core.unit import UnitKind, UnitState, unit_name
 from logoutd.errors import AccessDenied, InvalidArgument, LogoutdError, NoSuchUser, ProcessGone
 from tests.fakes import FakeProcess, FakeSpawner
 from tests.unit.conftest import Core, make_core

@@ -16,7 +16,7 @@ from logoutd.config.schema import OPTIONS, render_value
 from logoutd.core.leftovers import as_dict as leftover_view
 from logoutd.core.manager import Manager, SessionRequest
 from logoutd.core.sessions import Session
-from logoutd.core.units import Unit
+from logoutd.core.unit import Unit
 from logoutd.core.users import User
 from logoutd.errors import AccessDenied, InvalidArgument, LogoutdError, NoSuchSession
 

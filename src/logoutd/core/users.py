@@ -15,7 +15,7 @@ from logoutd.crashpoints import crashpoint
 
 if TYPE_CHECKING:
     from logoutd.core.sessions import Session
-    from logoutd.core.units import Unit
+    from logoutd.core.unit import Unit
 
 SYSTEM_UID_MAX = 999  # Debian's; RemoveIPC= spares system users
 

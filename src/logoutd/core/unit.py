@@ -1,0 +1,246 @@
+"""One unit under user@UID.service: a scope (existing processes moved in) or a service
+(spawned), its name rules, its lifecycle and how it ended.
+
+A unit lives until its cgroup is empty; it dies with its *user* (User.stop signals the whole
+user@UID.service subtree), never with a session. A service also ends with its main process.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from logoutd.core.context import Context, log
+from logoutd.core.ports import ProcessRef
+from logoutd.core.timers import Timers
+from logoutd.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from logoutd.core.users import User
+
+NAME_MAX = 200  # bytes, suffix included
+_NAME = re.compile(r"[A-Za-z0-9:_.@-]+")
+UNIT_PATH = "/usr/local/bin:/usr/bin:/bin"
+COUNTER_BLOCK = 16
+
+
+class UnitKind(enum.StrEnum):
+    SCOPE = "scope"  # processes that asked to stay were moved in (run --scope)
+    SERVICE = "service"  # a command the daemon spawned as the user (run --unit)
+
+
+class UnitState(enum.StrEnum):
+    ACTIVE = "active"  # running
+    STOPPING = "stopping"  # SIGTERM sent (stop-unit or the user's stop); removed once empty
+
+
+def _shown(name: str) -> str:
+    shown = name.replace("\0", "\\0")
+    return shown if len(shown) <= 64 else shown[:63] + "…"
+
+
+def unit_name(name: str, kind: UnitKind) -> str:
+    """The validated full name: [A-Za-z0-9:_.@-], no '..', ≤ 200 bytes, suffix of its kind."""
+    def bad(why: str) -> InvalidArgument:
+        return InvalidArgument(f"Invalid unit name '{_shown(name)}': {why}.")
+
+    if "\0" in name:
+        raise bad("it contains NUL")
+    if "/" in name:
+        raise bad("it contains '/'")
+    if ".." in name:
+        raise bad("it contains '..'")
+    for other in UnitKind:
+        if name.endswith(f".{other}") and other is not kind:
+            raise bad(f"a {kind} needs the suffix .{kind}, not .{other}")
+    full = name if name.endswith(f".{kind}") else f"{name}.{kind}"
+    if full == f".{kind}":
+        raise bad("it is empty")
+    if len(full.encode()) > NAME_MAX:
+        raise bad(f"it is longer than {NAME_MAX} bytes")
+    if not _NAME.fullmatch(full) or full.startswith("."):
+        raise bad("only letters, digits and ':_.@-' are allowed, not a leading '.'")
+    return full
+
+
+@dataclass(eq=False)
+class Unit:
+    ctx: Context
+    user: User
+    kind: UnitKind
+    name: str
+    created: float = 0.0
+    state: UnitState = UnitState.ACTIVE
+    main: ProcessRef | None = None  # services: the spawned process, while it runs
+    log_path: str = ""  # services: stdout and stderr, appended
+    sigkill_at: float | None = None
+    exit_status: int | None = None  # services: the main process's exit code (< 0: its signal)
+    main_lost: bool = False  # restored: the main process exited while logoutd was down
+    finalized: bool = False
+    on_finished: Callable[[Unit], None] | None = field(default=None, repr=False)
+    timers: Timers = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.timers = Timers(self.ctx.ports.clock)
+
+    @property
+    def cgroup(self) -> str:
+        return f"{self.user.service}/app.slice/{self.name}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.user.uid}-{self.name}"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def watch(self) -> None:
+        ports = self.ctx.ports
+        ports.cgroups.watch_empty(self.cgroup, self._on_cgroup_event)
+        if self.main is not None:
+            ports.processes.watch_exit(self.main, self._on_main_exit)
+
+    def resume(self) -> None:
+        """After a daemon restart: re-watch, re-arm a pending SIGKILL, collect if empty."""
+        self.watch()
+        if self.sigkill_at is not None:
+            delay = max(0.0, self.sigkill_at - self.ctx.ports.clock.now())
+            self.timers.arm("sigkill", delay, self._on_sigkill_timeout)
+        if self.main_lost and self.state is UnitState.ACTIVE and not self.may_gc():
+            log.info("Unit %s: main process exited while logoutd was down, stopping the rest.",
+                     self.name)
+            self.stop()
+            return
+        self.gc()
+
+    def stop(self) -> int:
+        """stop-unit: SIGTERM and SIGCONT to every process, SIGKILL after UserStopTimeoutSec=."""
+        cgroups = self.ctx.ports.cgroups
+        count = 0
+        if self.state is not UnitState.STOPPING:
+            self.state = UnitState.STOPPING
+            count = cgroups.signal_all(self.cgroup, (signal.SIGTERM, signal.SIGCONT))
+            timeout = self.ctx.config.user_stop_timeout_sec
+            if cgroups.is_populated(self.cgroup) and timeout != math.inf:
+                self.sigkill_at = self.ctx.ports.clock.now() + timeout
+                self.timers.arm("sigkill", timeout, self._on_sigkill_timeout)
+            self.save()
+            log.info("Unit %s of user %s stopping: sent SIGTERM to %d processes.",
+                     self.name, self.user.name, count)
+        self.gc()
+        return count
+
+    def user_stopping(self) -> None:
+        """The user stops: it signals (and later kills) the whole subtree, this unit included."""
+        if self.state is not UnitState.STOPPING:
+            self.state = UnitState.STOPPING
+            self.save()
+
+    def _on_sigkill_timeout(self) -> None:
+        if not self.finalized and self.ctx.ports.cgroups.is_populated(self.cgroup):
+            log.info("Unit %s: stop timed out, killing what is left (cgroup.kill).", self.name)
+            self.ctx.ports.cgroups.kill(self.cgroup)
+        self.gc()
+
+    def _on_main_exit(self) -> None:
+        """A service ends with its main process, as systemd's Type=simple: what it left
+        behind is stopped (SIGTERM, then SIGKILL after UserStopTimeoutSec=)."""
+        self._reap_main()
+        if (self.kind is UnitKind.SERVICE and self.main is None
+                and self.state is UnitState.ACTIVE and not self.may_gc()):
+            log.info("Unit %s: main process gone, stopping the processes it left.", self.name)
+            self.stop()
+            return
+        self.gc()
+
+    def _reap_main(self) -> None:
+        ports = self.ctx.ports
+        if self.main is None or ports.processes.is_alive(self.main):
+            return
+        self.exit_status = ports.spawner.reap(self.main.pid)
+        ports.processes.release(self.main)
+        log.info("Unit %s: main process %d exited (%s).", self.name, self.main.pid,
+                 describe_exit(self.exit_status))
+        self.main = None
+        self.save()
+
+    def _on_cgroup_event(self) -> None:
+        self.gc()
+
+    def may_gc(self) -> bool:
+        return not self.ctx.ports.cgroups.is_populated(self.cgroup)
+
+    def gc(self) -> None:
+        if self.finalized or not self.may_gc():
+            return
+        self._reap_main()
+        self.finalize()
+
+    def finalize(self) -> None:
+        """Remove the cgroup and the state; the user may then be collected."""
+        if self.finalized or not self.ctx.ports.cgroups.remove(self.cgroup):
+            return
+        self.forget()
+        log.info("Unit %s of user %s finished.", self.name, self.user.name)
+        if self.on_finished is not None:
+            self.on_finished(self)
+        self.user.gc()
+
+    def forget(self) -> None:
+        """Drop watches, pidfd, state and the user's reference (the cgroup is gone already)."""
+        if self.finalized:
+            return
+        ports = self.ctx.ports
+        self.finalized = True
+        self.timers.cancel_all()
+        ports.cgroups.unwatch(self.cgroup)
+        if self.main is not None:
+            ports.processes.release(self.main)
+            self.main = None
+        ports.store.remove("units", self.key)
+        if self.user.units.get(self.name) is self:
+            del self.user.units[self.name]
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "uid": self.user.uid,
+            "kind": str(self.kind),
+            "name": self.name,
+            "created": self.created,
+            "state": str(self.state),
+            "main_pid": self.main.pid if self.main is not None else None,
+            "main_start": self.main.start_time if self.main is not None else None,
+            "log_path": self.log_path,
+            "sigkill_at": self.sigkill_at,
+            "exit_status": self.exit_status,
+        }
+
+    def save(self) -> None:
+        if not self.finalized:
+            self.ctx.ports.store.save("units", self.key, self.to_record())
+
+
+def describe_exit(status: int | None) -> str:
+    if status is None:
+        return "exit status unknown: not logoutd's child any more (a daemon restart)"
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+def unit_result(status: int | None) -> str:
+    """systemd's words: success, exit-code, signal; unknown where logoutd could not see it."""
+    if status is None:
+        return "unknown"
+    return "success" if status == 0 else "exit-code" if status > 0 else "signal"
+
+
