@@ -340,6 +340,8 @@ def render_generated(rows: list[Row], info: dict[str, str], logouts: list[Logout
     ]
     if scale_skip:
         out += [f"The 10 000-live-sessions rows were skipped: {scale_skip}.", ""]
+    if scale is not None and scale.curve:
+        out += _growth(scale)
     out += ["## How each figure is measured", ""]
     out += [
         "- **Logout → empty scope.** A root `sleep` is the leader; `create_session` (socket API, as "
@@ -541,6 +543,25 @@ def _login1_comparison(pam: PamResult) -> list[str]:
             f"to the new scope's `cgroup.procs`), so that part of the target is the kernel's, not "
             f"the daemon's.")
     return [text]
+
+
+def _growth(scale: ScaleResult) -> list[str]:
+    """The live-sessions run, sampled on the way up: what each cost does as sessions grow."""
+    out = ["### How the costs grow with live sessions", "",
+           f"Sampled while the {scale.n} sessions were being created (same daemon, same run): "
+           "create rate over the block since the previous row, `list_sessions` (median of 3), "
+           "daemon RSS, and RSS per session above the first row.", "",
+           "| live sessions | create_session rate | median call | list_sessions | answer | "
+           "RSS | RSS per session | state files |",
+           "|---|---|---|---|---|---|---|---|"]
+    first = scale.curve[0]
+    for c in scale.curve:
+        per = ((c.rss_kib - first.rss_kib) * 1024 / (c.sessions - first.sessions)
+               if c.sessions > first.sessions else 0.0)
+        out.append(f"| {c.sessions} | {c.create_rate:.0f}/s | {c.create_median * 1000:.2f} ms | "
+                   f"{c.list_median * 1000:.1f} ms | {c.list_bytes / 1e6:.2f} MB | "
+                   f"{c.rss_kib / 1024:.0f} MB | {per / 1024:.1f} KiB | {c.state_files} |")
+    return [*out, ""]
 
 
 def _list(values: list[float]) -> str:

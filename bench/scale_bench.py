@@ -21,6 +21,22 @@ SCALE_CONFIG = "[Login]\n# 10 000 sessions: above the default SessionsMax=8192 (
     "SessionsMax=20000\n"
 
 
+CHECKPOINTS = (100, 1000, 2500, 5000, 7500, 10_000, 20_000, 50_000, 100_000)
+
+
+@dataclass
+class Checkpoint:
+    """The daemon with `sessions` live sessions: how its costs grow with them."""
+
+    sessions: int
+    create_rate: float  # sessions/s over the block since the previous checkpoint
+    create_median: float  # seconds per create_session call in that block
+    list_median: float  # list_sessions (Client), median of 3, seconds
+    list_bytes: int
+    rss_kib: int
+    state_files: int  # files in the runtime dir's sessions/
+
+
 @dataclass
 class ScaleResult:
     n: int
@@ -37,6 +53,7 @@ class ScaleResult:
     end_seconds: float = 0.0
     tree_empty: bool = False
     user_slice_gone_seconds: float | None = None
+    curve: list[Checkpoint] = field(default_factory=list)
 
 
 def check_limits(n: int) -> str | None:
@@ -97,12 +114,23 @@ def run_scale(world: World, daemon: Daemon, user: TestUser, n: int, idle_seconds
 
     log(f"{n} live sessions: create_session x {n}")
     client = daemon.client
-    t_start = time.perf_counter()
-    for pid in leaders:
-        t0 = time.perf_counter()
-        client.call("create_session", uid=user.uid, leader=pid, service="bench")
-        result.create_latency.append(time.perf_counter() - t0)
-    result.create_seconds = time.perf_counter() - t_start
+    marks = [c for c in CHECKPOINTS if c < n] + [n]
+    created = 0
+    creating = 0.0  # seconds spent in create_session calls, checkpoints excluded
+    for mark in marks:
+        block = []
+        for pid in leaders[created:mark]:
+            t0 = time.perf_counter()
+            client.call("create_session", uid=user.uid, leader=pid, service="bench")
+            block.append(time.perf_counter() - t0)
+        block_seconds = sum(block)
+        creating += block_seconds
+        result.create_latency += block
+        created = mark
+        result.curve.append(_checkpoint(daemon, mark, block, block_seconds))
+        log(f"  {mark} sessions: {result.curve[-1].create_rate:.0f}/s, list "
+            f"{result.curve[-1].list_median * 1000:.1f} ms, RSS {result.curve[-1].rss_kib // 1024} MB")
+    result.create_seconds = creating
     status = daemon.call("status")
     if status["sessions"] != n:
         raise RuntimeError(f"logoutd has {status['sessions']} sessions, expected {n}")
@@ -153,6 +181,21 @@ def run_scale(world: World, daemon: Daemon, user: TestUser, n: int, idle_seconds
         result.user_slice_gone_seconds = time.perf_counter() - t0
     daemon.check_alive()
     return result
+
+
+def _checkpoint(daemon: Daemon, sessions: int, block: list[float], seconds: float) -> Checkpoint:
+    lists = []
+    size = 0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        listed = daemon.client.call("list_sessions")["sessions"]
+        lists.append(time.perf_counter() - t0)
+        size = len(json.dumps(listed))
+    lists.sort()
+    block = sorted(block)
+    files = sum(1 for _ in (daemon.dir / "run" / "sessions").iterdir())
+    return Checkpoint(sessions, len(block) / seconds if seconds else 0.0, block[len(block) // 2],
+                      lists[1], size, daemon.rss_kib(), files)
 
 
 def _ctxt(pid: int) -> int:
