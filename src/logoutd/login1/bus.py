@@ -25,66 +25,37 @@ from logoutd.api.service import Caller, Service, session_view, user_view
 from logoutd.core.sessions import Session
 from logoutd.core.users import User
 from logoutd.errors import AccessDenied, LogoutdError, NoSuchSession, NoSuchUser
-from logoutd.login1 import objects
+from logoutd.login1 import objects, polkit
 from logoutd.login1.fifo import ReferenceFifos
 from logoutd.login1.labels import ROOT, SESSION_PREFIX, USER_PREFIX, session_path, unescape, user_path
+from logoutd.login1.wire import (
+    DBUS,
+    INTROSPECTABLE,
+    PARENTS,
+    PEER,
+    PROPERTIES,
+    UINT32_MAX,
+    BusError,
+    Target,
+    check_interface,
+    describe_process,
+    error_name,
+    ours,
+    signature_of,
+    text_of,
+    uid_param,
+)
 
 log = logging.getLogger("logoutd")
 
 NAME = "org.freedesktop.login1"
-DBUS = "org.freedesktop.DBus"
-PROPERTIES = "org.freedesktop.DBus.Properties"
-INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
-PEER = "org.freedesktop.DBus.Peer"
-POLKIT = "org.freedesktop.PolicyKit1"
-UINT32_MAX = 2**32 - 1
 DO_NOT_QUEUE = 4
 DEFAULT_ADDRESS = "unix:path=/run/dbus/system_bus_socket"
 # pam_systemd's logind_running() gate; logind creates it at start "unconditionally".
 SEATS_DIR = Path("/run/systemd/seats")
-POLKIT_TIMEOUT = 25.0  # sd-bus' default call timeout: an interactive agent gets that long
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0  # seconds between tries after losing the bus
 
-# The core's error codes as logind names them on the bus.
-ERROR_NAMES = {
-    "no_such_session": "org.freedesktop.login1.NoSuchSession",
-    "no_such_user": "org.freedesktop.login1.NoSuchUser",
-    "session_busy": "org.freedesktop.login1.SessionBusy",
-    "access_denied": "org.freedesktop.DBus.Error.AccessDenied",
-    "invalid_argument": "org.freedesktop.DBus.Error.InvalidArgs",
-    "limits_exceeded": "org.freedesktop.DBus.Error.LimitsExceeded",
-    "no_such_process": "org.freedesktop.systemd1.NoSuchProcess",
-    "not_available": "org.freedesktop.DBus.Error.NotSupported",
-}
-_PARENTS = {"/": ["org"], "/org": ["freedesktop"], "/org/freedesktop": ["login1"]}
-
-
-class BusError(LogoutdError):
-    """An error that already has its D-Bus name (UnknownObject, UnknownProperty, …)."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-
-
-def error_name(error: LogoutdError) -> str:
-    if isinstance(error, BusError):
-        return error.name
-    return ERROR_NAMES.get(error.code, "org.freedesktop.DBus.Error.Failed")
-
-
 Handler = Callable[[Message, "Target"], Awaitable[Message | None]]
-
-
-class Target:
-    """The object a call addresses: the manager, a session or a user, resolved from the path."""
-
-    def __init__(self, spec: objects.InterfaceSpec, view: Any,
-                 session: Session | None = None, user: User | None = None) -> None:
-        self.spec = spec
-        self.view = view
-        self.session = session
-        self.user = user
 
 
 class Login1:
@@ -159,7 +130,7 @@ class Login1:
         if reply.message_type is MessageType.ERROR:
             bus.disconnect()
             raise LogoutdError(f"The system bus at {address} refused {NAME} to logoutd: "
-                               f"{reply.error_name}: {_text(reply)}")
+                               f"{reply.error_name}: {text_of(reply)}")
         if reply.body[0] not in (1, 4):  # PRIMARY_OWNER, ALREADY_OWNER
             self.bus = bus
             owner = await self._describe_owner(NAME)
@@ -223,13 +194,13 @@ class Login1:
             pid = await self._dbus_call("GetConnectionUnixProcessID", "s", [owner[0]])
         except LogoutdError as e:
             return f"another connection ({e.message})"
-        return f"{owner[0]} ({_process(int(pid[0]))})"
+        return f"{owner[0]} ({describe_process(int(pid[0]))})"
 
     # -- dispatch -------------------------------------------------------------------------------
 
     def _on_message(self, msg: Message) -> bool:
         """dbus-fast's hook: claim every method call on our paths and answer it from a task."""
-        if msg.message_type is not MessageType.METHOD_CALL or not _ours(msg.path):
+        if msg.message_type is not MessageType.METHOD_CALL or not ours(msg.path):
             return False
         task = asyncio.get_running_loop().create_task(self._answer(msg))
         self._tasks.add(task)
@@ -263,7 +234,7 @@ class Login1:
         if target is None and interface not in (INTROSPECTABLE, PEER):
             raise BusError("org.freedesktop.DBus.Error.UnknownObject",
                            f"Unknown object '{msg.path}'.")
-        expected = _signature(interface, member, target)
+        expected = signature_of(interface, member, target)
         if expected is not None and msg.signature != expected:
             raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
                            f"Invalid arguments '{msg.signature}' to call "
@@ -308,7 +279,7 @@ class Login1:
                 raise BusError("org.freedesktop.DBus.Error.UnknownObject",
                                f"Unknown object '{path}'.")
             return Target(objects.USER, self._user_view(user), user=user)
-        if path.rstrip("/") in (ROOT + "/session", ROOT + "/user") or path in _PARENTS:
+        if path.rstrip("/") in (ROOT + "/session", ROOT + "/user") or path in PARENTS:
             return None
         raise BusError("org.freedesktop.DBus.Error.UnknownObject", f"Unknown object '{path}'.")
 
@@ -340,7 +311,7 @@ class Login1:
                                             interface=DBUS, member=member,
                                             signature=signature, body=body))
         if reply.message_type is MessageType.ERROR:
-            raise LogoutdError(f"{reply.error_name}: {_text(reply)}")
+            raise LogoutdError(f"{reply.error_name}: {text_of(reply)}")
         return list(reply.body)
 
     # -- Manager methods ------------------------------------------------------------------------
@@ -432,7 +403,7 @@ class Login1:
         return Message.new_method_return(msg)
 
     async def _terminate_user(self, msg: Message, target: Target) -> Message:
-        self.service.call(await self._caller(msg), "terminate_user", _uid_param(msg.body[0]))
+        self.service.call(await self._caller(msg), "terminate_user", uid_param(msg.body[0]))
         return Message.new_method_return(msg)
 
     async def _kill_session(self, msg: Message, target: Target) -> Message:
@@ -444,52 +415,28 @@ class Login1:
     async def _kill_user(self, msg: Message, target: Target) -> Message:
         uid, signo = msg.body
         self.service.call(await self._caller(msg), "kill_user",
-                          {**_uid_param(uid), "signal": signo})
+                          {**uid_param(uid), "signal": signo})
         return Message.new_method_return(msg)
 
     async def _set_user_linger(self, msg: Message, target: Target) -> Message:
         """Root, then polkit when it is on the bus (as logind), else logoutd's own policy."""
         uid, enable, interactive = msg.body
         caller = await self._caller(msg)
-        params: dict[str, Any] = {**_uid_param(uid), "enable": enable}
+        params: dict[str, Any] = {**uid_param(uid), "enable": enable}
         if caller.is_root:
             self.service.call(caller, "set_linger", params)
             return Message.new_method_return(msg)
         target_uid = self.service.uid_for(caller, params.get("uid"))
         action = ("org.freedesktop.login1.set-self-linger" if target_uid == caller.uid
                   else "org.freedesktop.login1.set-user-linger")
-        verdict = await self._polkit(msg, action, interactive)
+        assert self.bus is not None
+        interactive = interactive or bool(msg.flags & MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)
+        verdict = await polkit.check(self.bus, msg.sender, action, interactive)
         if verdict is None:
             self.service.call(caller, "set_linger", params)
         else:
             self.service.set_linger_as(caller, target_uid, enable, authority=f"polkit {action}")
         return Message.new_method_return(msg)
-
-    async def _polkit(self, msg: Message, action: str, interactive: bool) -> bool | None:
-        """None when polkitd is not on the bus; True when it allows; raises when it refuses."""
-        has_owner = (await self._dbus_call("NameHasOwner", "s", [POLKIT]))[0]
-        if not has_owner:
-            return None
-        assert self.bus is not None
-        subject = ["system-bus-name", {"name": Variant("s", msg.sender)}]
-        flags = 1 if interactive or msg.flags & MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION else 0
-        call = self.bus.call(Message(
-            destination=POLKIT, path="/org/freedesktop/PolicyKit1/Authority",
-            interface="org.freedesktop.PolicyKit1.Authority", member="CheckAuthorization",
-            signature="(sa{sv})sa{ss}us", body=[subject, action, {}, flags, ""]))
-        try:
-            reply = await asyncio.wait_for(call, POLKIT_TIMEOUT)
-        except TimeoutError:
-            raise AccessDenied(f"polkit did not answer for {action} in time.") from None
-        if reply.message_type is MessageType.ERROR:
-            raise AccessDenied(f"polkit refused to check {action}: {_text(reply)}")
-        authorized, challenge, _details = reply.body[0]
-        if authorized:
-            return True
-        if challenge:
-            raise BusError("org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
-                           f"Interactive authentication required for {action}.")
-        raise AccessDenied(f"Access denied by polkit ({action}).")
 
     # -- Session and User methods ---------------------------------------------------------------
 
@@ -520,7 +467,7 @@ class Login1:
 
     async def _properties_get(self, msg: Message, target: Target) -> Message:
         interface, name = msg.body
-        _check_interface(target, interface)
+        check_interface(target, interface)
         prop = target.spec.prop(name)
         if prop is None:
             raise BusError("org.freedesktop.DBus.Error.UnknownProperty",
@@ -532,7 +479,7 @@ class Login1:
         interface = msg.body[0]
         if interface in (PEER, INTROSPECTABLE, PROPERTIES):
             return Message.new_method_return(msg, "a{sv}", [{}])
-        _check_interface(target, interface)
+        check_interface(target, interface)
         values = {p.name: Variant(p.type, p.get(target.view)) for p in target.spec.properties}
         return Message.new_method_return(msg, "a{sv}", [values])
 
@@ -552,7 +499,7 @@ class Login1:
             xml = objects.introspect(None, [user_path(u)[len(USER_PREFIX):]
                                             for u in sorted(self.manager.users)])
         else:
-            xml = objects.introspect(None, _PARENTS.get(path, []))
+            xml = objects.introspect(None, PARENTS.get(path, []))
         return Message.new_method_return(msg, "s", [xml])
 
     async def _ping(self, msg: Message, target: Target | None) -> Message:
@@ -611,40 +558,4 @@ def _mark_running() -> None:
         log.info("Created %s: pam_systemd now asks org.freedesktop.login1 for sessions.",
                  SEATS_DIR)
 
-
-def _ours(path: str | None) -> bool:
-    return path is not None and (path == ROOT or path.startswith(ROOT + "/") or path in _PARENTS)
-
-
-def _signature(interface: str, member: str, target: Target | None) -> str | None:
-    standard = {(PROPERTIES, "Get"): "ss", (PROPERTIES, "GetAll"): "s",
-                (PROPERTIES, "Set"): "ssv", (INTROSPECTABLE, "Introspect"): "",
-                (PEER, "Ping"): "", (PEER, "GetMachineId"): ""}
-    if (interface, member) in standard:
-        return standard[(interface, member)]
-    method = target.spec.method(member) if target is not None else None
-    return method.in_signature if method is not None else None
-
-
-def _check_interface(target: Target, interface: str) -> None:
-    if interface not in ("", target.spec.name):
-        raise BusError("org.freedesktop.DBus.Error.UnknownInterface",
-                       f"Unknown interface {interface}.")
-
-
-def _uid_param(uid: int) -> dict[str, Any]:
-    """UINT32_MAX (-1) means the caller's own user, as in logind."""
-    return {} if uid == UINT32_MAX else {"uid": uid}
-
-
-def _text(reply: Message) -> str:
-    return str(reply.body[0]) if reply.body else ""
-
-
-def _process(pid: int) -> str:
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        comm = "?"
-    return f"pid {pid}, {comm}"
 

@@ -1,0 +1,98 @@
+"""What the login1 adapter's handlers share: logind's error names, the addressed object, and
+the small rules of the wire (signatures, interfaces, paths)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dbus_fast import Message
+
+from logoutd.core.sessions import Session
+from logoutd.core.users import User
+from logoutd.errors import LogoutdError
+from logoutd.login1 import objects, polkit
+from logoutd.login1.labels import ROOT
+
+DBUS = "org.freedesktop.DBus"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
+PEER = "org.freedesktop.DBus.Peer"
+UINT32_MAX = 2**32 - 1
+
+# The core's error codes as logind names them on the bus.
+ERROR_NAMES = {
+    "no_such_session": "org.freedesktop.login1.NoSuchSession",
+    "no_such_user": "org.freedesktop.login1.NoSuchUser",
+    "session_busy": "org.freedesktop.login1.SessionBusy",
+    "access_denied": "org.freedesktop.DBus.Error.AccessDenied",
+    "invalid_argument": "org.freedesktop.DBus.Error.InvalidArgs",
+    "limits_exceeded": "org.freedesktop.DBus.Error.LimitsExceeded",
+    "no_such_process": "org.freedesktop.systemd1.NoSuchProcess",
+    "not_available": "org.freedesktop.DBus.Error.NotSupported",
+}
+PARENTS = {"/": ["org"], "/org": ["freedesktop"], "/org/freedesktop": ["login1"]}
+
+
+class BusError(LogoutdError):
+    """An error that already has its D-Bus name (UnknownObject, UnknownProperty, …)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def error_name(error: LogoutdError) -> str:
+    if isinstance(error, BusError):
+        return error.name
+    return polkit.error_name(error) or ERROR_NAMES.get(error.code, "org.freedesktop.DBus.Error.Failed")
+
+
+class Target:
+    """The object a call addresses: the manager, a session or a user, resolved from the path."""
+
+    def __init__(self, spec: objects.InterfaceSpec, view: Any,
+                 session: Session | None = None, user: User | None = None) -> None:
+        self.spec = spec
+        self.view = view
+        self.session = session
+        self.user = user
+
+
+
+def ours(path: str | None) -> bool:
+    return path is not None and (path == ROOT or path.startswith(ROOT + "/") or path in PARENTS)
+
+
+def signature_of(interface: str, member: str, target: Target | None) -> str | None:
+    standard = {(PROPERTIES, "Get"): "ss", (PROPERTIES, "GetAll"): "s",
+                (PROPERTIES, "Set"): "ssv", (INTROSPECTABLE, "Introspect"): "",
+                (PEER, "Ping"): "", (PEER, "GetMachineId"): ""}
+    if (interface, member) in standard:
+        return standard[(interface, member)]
+    method = target.spec.method(member) if target is not None else None
+    return method.in_signature if method is not None else None
+
+
+def check_interface(target: Target, interface: str) -> None:
+    if interface not in ("", target.spec.name):
+        raise BusError("org.freedesktop.DBus.Error.UnknownInterface",
+                       f"Unknown interface {interface}.")
+
+
+def uid_param(uid: int) -> dict[str, Any]:
+    """UINT32_MAX (-1) means the caller's own user, as in logind."""
+    return {} if uid == UINT32_MAX else {"uid": uid}
+
+
+def text_of(reply: Message) -> str:
+    return str(reply.body[0]) if reply.body else ""
+
+
+def describe_process(pid: int) -> str:
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        comm = "?"
+    return f"pid {pid}, {comm}"
+
