@@ -36,7 +36,7 @@ OPTION = {"section", "key", "value", "unset", "source", "doc"}
 SOURCE = {"file", "line"}
 RELOAD = {"reloaded", "error", "files", "warnings"}
 UNIT = {"name", "kind", "uid", "user", "state", "pids", "main_pid", "created", "cgroup"}
-STATUS = {"version", "pid", "uptime", "cgroup_root", "sessions", "users", "config_files"}
+STATUS = {"version", "pid", "uptime", "cgroup_root", "sessions", "users", "config_files", "dbus"}
 SESSION_PROPERTIES = ["Id", "User", "Name", "Timestamp", "VTNr", "Seat", "TTY", "Remote",
                       "RemoteHost", "RemoteUser", "Service", "Scope", "Leader", "Type", "Class",
                       "Active", "State", "StopCause", "StopAction", "KillReason"]

@@ -72,9 +72,11 @@ def test_status(env, user, pam, daemon):
     assert lines[0] == f"logoutd {status['version']}"
     assert lines[1] == f"\t     PID: {daemon.popen.pid}"
     assert re.fullmatch(r"\t   Since: .+; (.+ ago|now)", lines[2]), lines[2]
-    assert lines[3:7] == [f"\t  Socket: {env.socket}", f"\t  Cgroup: {env.cgroup_root}",
-                          "\tSessions: 1", "\t   Users: 1"]
-    assert lines[7] == f"\t  Config: {daemon.dropin_dir / '00-base.conf'}"
+    assert lines[3:8] == [f"\t  Socket: {env.socket}", f"\t  Cgroup: {env.cgroup_root}",
+                          "\tSessions: 1", "\t   Users: 1",
+                          "\t   D-Bus: not served (started without --dbus)"]
+    assert lines[8] == f"\t  Config: {daemon.dropin_dir / '00-base.conf'}"
     document = ctl(env, "status", "--json").json()
     assert document["status"]["sessions"] == 1 and document["status"]["pid"] == daemon.popen.pid
+    assert document["status"]["dbus"] is None
     assert ctl_as(env, user, "status").rc == 0

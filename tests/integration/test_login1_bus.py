@@ -202,3 +202,14 @@ def test_refuses_to_start_beside_another_owner(env, bus):
         (daemon.runtime_dir / "login1").iterdir())
     assert cgroups.subdirs(env.user_slice()) == []
     signal_proc(rival.proc, signal.SIGTERM)
+
+
+def test_status_tells_where_login1_is_served(env, bus, dbus_daemon):
+    from test_cli_sessions import ctl
+
+    result = ctl(env, "status")
+    assert result.rc == 0, result
+    assert f"\t   D-Bus: org.freedesktop.login1 on {bus.address} (connected)" in result.lines, result
+    dbus = ctl(env, "status", "--json").json()["status"]["dbus"]
+    assert dbus == {"name": "org.freedesktop.login1", "address": bus.address, "connected": True,
+                    "reference_fifos": 0}

@@ -56,6 +56,8 @@ class DaemonInfo:
     config_files: Callable[[], list[str]]
     cgroup_root: str
     started_monotonic: float = field(default_factory=time.monotonic)
+    # With --dbus: what the login1 adapter reports (name, address, connected); else None.
+    dbus: Callable[[], dict[str, Any] | None] = field(default=lambda: None)
 
 
 def session_view(s: Session) -> dict[str, Any]:
@@ -393,6 +395,7 @@ class Service:
             "sessions": len(self.manager.sessions),
             "users": len([u for u in self.manager.users.values() if not u.finalized]),
             "config_files": self.info.config_files(),
+            "dbus": self.info.dbus(),
         }
 
 

@@ -102,6 +102,8 @@ class Runtime:
         )
         service = Service(manager, info)
         login1 = await _start_login1(service, self.paths) if self.dbus else None
+        if login1 is not None:
+            info.dbus = login1.describe
         server = ApiServer(service, self.paths.socket_path)
         await server.start()
         stop = asyncio.Event()

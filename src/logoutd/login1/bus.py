@@ -113,6 +113,11 @@ class Login1:
         log.info("Serving %s on the system bus at %s (%d reference FIFOs reopened).", NAME,
                  self.address, len(self.fifos.watched()))
 
+    def describe(self) -> dict[str, Any]:
+        """For `logoutctl status`."""
+        return {"name": NAME, "address": self.address, "connected": self.bus is not None,
+                "reference_fifos": len(self.fifos.watched()) if self.fifos is not None else 0}
+
     @property
     def address(self) -> str:
         return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", DEFAULT_ADDRESS)
