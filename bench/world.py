@@ -28,40 +28,13 @@ from logoutd.errors import LogoutdError
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
+from harness.bus import config_text  # noqa: E402  (the tests' private bus: stock system policy)
 from harness.users import TestUser, create_user, remove_user  # noqa: E402
 
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PROBE = Path(__file__).resolve().parent / "daemon_probe.py"
 DBUS_DAEMON = "dbus-daemon"
 BUS_POLICY_DIR = Path("/usr/share/dbus-1/system.d")  # systemd's org.freedesktop.login1.conf
-# The stock system bus' default policy (dbus 1.14 system.conf), a socket of our own, no
-# service directories (a call to a name nobody owns fails at once), no <user>, no <fork>.
-BUS_CONFIG = """\
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<!-- logoutd bench: a private system bus, removed with the bench's temp dir -->
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <includedir>{policy_dir}</includedir>
-</busconfig>
-"""
 
 
 def log(message: str) -> None:
@@ -82,6 +55,19 @@ def bus_unavailable() -> str | None:
     return None
 
 
+def terminate(children: Children, pid: int, timeout: float) -> None:
+    """SIGTERM one of our children, SIGKILL it if it is still there after `timeout`."""
+    if pid not in children.live:
+        return
+    children.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and children.exit_status(pid) is None:
+        time.sleep(0.01)
+    if pid in children.live:
+        children.kill(pid, signal.SIGKILL)
+        children.wait(pid)
+
+
 def daemon_python() -> str:
     return str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 
@@ -96,7 +82,7 @@ class PrivateBus:
         self.socket = self.dir / "system_bus_socket"
         self.config = self.dir / "system.conf"
         self.log_path = self.dir / "dbus-daemon.log"
-        self.config.write_text(BUS_CONFIG.format(socket=self.socket, policy_dir=BUS_POLICY_DIR))
+        self.config.write_text(config_text(self.socket))
         argv = [shutil.which(DBUS_DAEMON, path="/usr/sbin:/usr/bin:/sbin:/bin") or DBUS_DAEMON,
                 "--nofork", f"--config-file={self.config}", "--print-pid"]
         self.pid = world.children.spawn(argv, stdout=self.log_path, stderr=self.log_path,
@@ -129,16 +115,7 @@ class PrivateBus:
             return ""
 
     def stop(self, timeout: float = 5.0) -> None:
-        children = self.world.children
-        if self.pid not in children.live:
-            return
-        children.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and children.exit_status(self.pid) is None:
-            time.sleep(0.01)
-        if self.pid in children.live:
-            children.kill(self.pid, signal.SIGKILL)
-            children.wait(self.pid)
+        terminate(self.world.children, self.pid, timeout)
 
 
 class Daemon:
@@ -241,16 +218,7 @@ class Daemon:
         if self._client is not None:
             self._client.close()
             self._client = None
-        children = self.world.children
-        if self.pid not in children.live:
-            return
-        children.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and children.exit_status(self.pid) is None:
-            time.sleep(0.02)
-        if self.pid in children.live:
-            children.kill(self.pid, signal.SIGKILL)
-            children.wait(self.pid)
+        terminate(self.world.children, self.pid, timeout)
 
 
 class Interrupted(KeyboardInterrupt):
