@@ -38,6 +38,7 @@ from logoutd.login1.wire import (
     BusError,
     Target,
     check_interface,
+    dbus_call,
     describe_process,
     error_name,
     ours,
@@ -137,9 +138,7 @@ class Login1:
             raise LogoutdError(f"The system bus at {address} refused {NAME} to logoutd: "
                                f"{reply.error_name}: {text_of(reply)}")
         if reply.body[0] not in (1, 4):  # PRIMARY_OWNER, ALREADY_OWNER
-            self.bus = bus
-            owner = await self._describe_owner(NAME)
-            self.bus = None
+            owner = await _describe_owner(bus, NAME)
             bus.disconnect()
             raise LogoutdError(
                 f"{NAME} is already owned on the system bus at {address} by {owner}: refusing "
@@ -192,14 +191,6 @@ class Login1:
             done, _pending = await asyncio.wait({self._watcher}, timeout=2.0)
             if not done:
                 self._watcher.cancel()
-
-    async def _describe_owner(self, name: str) -> str:
-        try:
-            owner = await self._dbus_call("GetNameOwner", "s", [name])
-            pid = await self._dbus_call("GetConnectionUnixProcessID", "s", [owner[0]])
-        except LogoutdError as e:
-            return f"another connection ({e.message})"
-        return f"{owner[0]} ({describe_process(int(pid[0]))})"
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -298,7 +289,9 @@ class Login1:
     async def _caller(self, msg: Message) -> Caller:
         """The sender's uid and pid as the bus daemon saw them at connect (SO_PEERCRED)."""
         try:
-            creds = (await self._dbus_call("GetConnectionCredentials", "s", [msg.sender]))[0]
+            if self.bus is None:
+                raise LogoutdError("not connected")
+            creds = (await dbus_call(self.bus, "GetConnectionCredentials", "s", [msg.sender]))[0]
         except LogoutdError as e:
             raise BusError("org.freedesktop.DBus.Error.NameHasNoOwner",
                            f"The caller {msg.sender} is gone: {e.message}") from None
@@ -310,14 +303,10 @@ class Login1:
         gid = groups.value[0] if groups is not None and groups.value else 65534
         return Caller(uid=int(uid.value), gid=int(gid), pid=int(pid.value))
 
-    async def _dbus_call(self, member: str, signature: str, body: list[Any]) -> list[Any]:
-        assert self.bus is not None
-        reply = await self.bus.call(Message(destination=DBUS, path="/org/freedesktop/DBus",
-                                            interface=DBUS, member=member,
-                                            signature=signature, body=body))
-        if reply.message_type is MessageType.ERROR:
-            raise LogoutdError(f"{reply.error_name}: {text_of(reply)}")
-        return list(reply.body)
+    async def _act(self, msg: Message, method: str, params: dict[str, Any]) -> Message:
+        """A method that only acts: the Service call, as the caller, and an empty reply."""
+        self.service.call(await self._caller(msg), method, params)
+        return Message.new_method_return(msg)
 
     # -- Manager methods ------------------------------------------------------------------------
 
@@ -385,7 +374,11 @@ class Login1:
         if session is None:  # the leader exited between the move and now
             raise NoSuchSession("The session ended before it could be returned.")
         assert self.fifos is not None and self.bus is not None
-        wfd = self.fifos.create(session.id)
+        try:
+            wfd = self.fifos.create(session.id)
+        except OSError as e:  # the session stays; its leader's exit still ends it
+            raise LogoutdError(f"Cannot create the reference FIFO {self.fifos.path(session.id)}: "
+                               f"{e.strerror or e}") from None
         reply = Message.new_method_return(
             msg, "soshusub",
             [session.id, session_path(session.id), session.user.runtime_path, 0, session.user.uid,
@@ -400,28 +393,22 @@ class Login1:
         return None
 
     async def _release_session(self, msg: Message, target: Target) -> Message:
-        self.service.call(await self._caller(msg), "release_session", {"id": msg.body[0]})
-        return Message.new_method_return(msg)
+        return await self._act(msg, "release_session", {"id": msg.body[0]})
 
     async def _terminate_session(self, msg: Message, target: Target) -> Message:
-        self.service.call(await self._caller(msg), "terminate_session", {"id": msg.body[0]})
-        return Message.new_method_return(msg)
+        return await self._act(msg, "terminate_session", {"id": msg.body[0]})
 
     async def _terminate_user(self, msg: Message, target: Target) -> Message:
-        self.service.call(await self._caller(msg), "terminate_user", uid_param(msg.body[0]))
-        return Message.new_method_return(msg)
+        return await self._act(msg, "terminate_user", uid_param(msg.body[0]))
 
     async def _kill_session(self, msg: Message, target: Target) -> Message:
         session_id, who, signo = msg.body
-        self.service.call(await self._caller(msg), "kill_session",
-                          {"id": session_id, "who": who or "all", "signal": signo})
-        return Message.new_method_return(msg)
+        return await self._act(msg, "kill_session",
+                               {"id": session_id, "who": who or "all", "signal": signo})
 
     async def _kill_user(self, msg: Message, target: Target) -> Message:
         uid, signo = msg.body
-        self.service.call(await self._caller(msg), "kill_user",
-                          {**uid_param(uid), "signal": signo})
-        return Message.new_method_return(msg)
+        return await self._act(msg, "kill_user", {**uid_param(uid), "signal": signo})
 
     async def _set_user_linger(self, msg: Message, target: Target) -> Message:
         """Root, then polkit when it is on the bus (as logind), else logoutd's own policy."""
@@ -447,26 +434,21 @@ class Login1:
 
     async def _session_terminate(self, msg: Message, target: Target) -> Message:
         assert target.session is not None
-        self.service.call(await self._caller(msg), "terminate_session", {"id": target.session.id})
-        return Message.new_method_return(msg)
+        return await self._act(msg, "terminate_session", {"id": target.session.id})
 
     async def _session_kill(self, msg: Message, target: Target) -> Message:
         assert target.session is not None
         who, signo = msg.body
-        self.service.call(await self._caller(msg), "kill_session",
-                          {"id": target.session.id, "who": who or "all", "signal": signo})
-        return Message.new_method_return(msg)
+        return await self._act(msg, "kill_session",
+                               {"id": target.session.id, "who": who or "all", "signal": signo})
 
     async def _user_terminate(self, msg: Message, target: Target) -> Message:
         assert target.user is not None
-        self.service.call(await self._caller(msg), "terminate_user", {"uid": target.user.uid})
-        return Message.new_method_return(msg)
+        return await self._act(msg, "terminate_user", {"uid": target.user.uid})
 
     async def _user_kill(self, msg: Message, target: Target) -> Message:
         assert target.user is not None
-        self.service.call(await self._caller(msg), "kill_user",
-                          {"uid": target.user.uid, "signal": msg.body[0]})
-        return Message.new_method_return(msg)
+        return await self._act(msg, "kill_user", {"uid": target.user.uid, "signal": msg.body[0]})
 
     # -- standard interfaces --------------------------------------------------------------------
 
@@ -545,6 +527,15 @@ class Login1:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+async def _describe_owner(bus: MessageBus, name: str) -> str:
+    try:
+        owner = await dbus_call(bus, "GetNameOwner", "s", [name])
+        pid = await dbus_call(bus, "GetConnectionUnixProcessID", "s", [owner[0]])
+    except LogoutdError as e:
+        return f"another connection ({e.message})"
+    return f"{owner[0]} ({describe_process(int(pid[0]))})"
+
 
 def _mark_running() -> None:
     """On the machine's own system bus, tell pam_systemd a login manager runs, as logind does.

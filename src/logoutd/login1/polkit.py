@@ -7,16 +7,13 @@ import asyncio
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from logoutd.errors import AccessDenied, LogoutdError
+from logoutd.errors import AccessDenied
+from logoutd.login1.wire import BusError, dbus_call
 
 NAME = "org.freedesktop.PolicyKit1"
 TIMEOUT = 25.0  # sd-bus' default call timeout: an interactive agent gets that long
 ALLOW_USER_INTERACTION = 1
 INTERACTIVE_REQUIRED = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
-
-
-class InteractiveRequired(AccessDenied):
-    """polkit would allow it after authentication, and no agent answered."""
 
 
 async def check(bus: MessageBus, sender: str | None, action: str,
@@ -25,10 +22,7 @@ async def check(bus: MessageBus, sender: str | None, action: str,
 
     The subject is the caller's bus name, as sd-bus' bus_verify_polkit_async() sends it.
     """
-    owned = await bus.call(Message(destination="org.freedesktop.DBus",
-                                   path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
-                                   member="NameHasOwner", signature="s", body=[NAME]))
-    if owned.message_type is MessageType.ERROR or not owned.body[0]:
+    if not (await dbus_call(bus, "NameHasOwner", "s", [NAME]))[0]:
         return None
     subject = ["system-bus-name", {"name": Variant("s", sender or "")}]
     flags = ALLOW_USER_INTERACTION if interactive else 0
@@ -46,10 +40,7 @@ async def check(bus: MessageBus, sender: str | None, action: str,
     authorized, challenge, _details = reply.body[0]
     if authorized:
         return True
-    if challenge:
-        raise InteractiveRequired(f"Interactive authentication required for {action}.")
+    if challenge:  # polkit would allow it after authentication, and no agent answered
+        raise BusError(INTERACTIVE_REQUIRED, f"Interactive authentication required for {action}.")
     raise AccessDenied(f"Access denied by polkit ({action}).")
 
-
-def error_name(error: LogoutdError) -> str | None:
-    return INTERACTIVE_REQUIRED if isinstance(error, InteractiveRequired) else None

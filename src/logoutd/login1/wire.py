@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dbus_fast import Message
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
 
 from logoutd.core.sessions import Session
 from logoutd.core.users import User
 from logoutd.errors import LogoutdError
-from logoutd.login1 import objects, polkit
+from logoutd.login1 import objects
 from logoutd.login1.labels import ROOT
 
 DBUS = "org.freedesktop.DBus"
@@ -45,7 +46,7 @@ class BusError(LogoutdError):
 def error_name(error: LogoutdError) -> str:
     if isinstance(error, BusError):
         return error.name
-    return polkit.error_name(error) or ERROR_NAMES.get(error.code, "org.freedesktop.DBus.Error.Failed")
+    return ERROR_NAMES.get(error.code, "org.freedesktop.DBus.Error.Failed")
 
 
 class Target:
@@ -58,6 +59,14 @@ class Target:
         self.session = session
         self.user = user
 
+
+async def dbus_call(bus: MessageBus, member: str, signature: str, body: list[Any]) -> list[Any]:
+    """A call to the bus daemon itself; its error becomes a LogoutdError."""
+    reply = await bus.call(Message(destination=DBUS, path="/org/freedesktop/DBus", interface=DBUS,
+                                   member=member, signature=signature, body=body))
+    if reply.message_type is MessageType.ERROR:
+        raise LogoutdError(f"{reply.error_name}: {text_of(reply)}")
+    return list(reply.body)
 
 
 def ours(path: str | None) -> bool:
