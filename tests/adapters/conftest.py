@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,18 @@ class Served:
         """Run fn on the server's loop thread (the core is single-threaded)."""
         future: asyncio.Future[object] = asyncio.run_coroutine_threadsafe(_call(fn, *args), self.loop)
         return future.result(5)
+
+    def exchange(self, data: bytes) -> bytes:
+        """Send raw bytes, half-close, and return all the server sent until it closed."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.socket))
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := s.recv(65536):
+                received += chunk
+        return received
 
 
 async def _call(fn, *args):  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -20,15 +19,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another 
 
 
 def raw(served: Served, data: bytes) -> list[dict[str, object]]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        s.connect(str(served.socket))
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        chunks = b""
-        while chunk := s.recv(65536):
-            chunks += chunk
-    return [json.loads(line) for line in chunks.splitlines()]
+    return [json.loads(line) for line in served.exchange(data).splitlines()]
 
 
 def open_session(served: Served, uid: int = 1000) -> dict[str, object]:

@@ -50,14 +50,7 @@ def _reject_constant(name: str) -> Any:
 
 def exchange(served: Served, data: bytes) -> list[dict[str, Any]]:
     """Send data, half-close, read until the server closes; every line must be strict JSON."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        s.connect(str(served.socket))
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := s.recv(65536):
-            received += chunk
+    received = served.exchange(data)
     assert received == b"" or received.endswith(b"\n"), received[-200:]
     answers = []
     for line in received.splitlines():
