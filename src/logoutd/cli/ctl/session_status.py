@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,23 @@ from logoutd.cli.verb import Invocation, Verb
 
 def run(inv: Invocation) -> int:
     sessions = [inv.call("get_session", id=word)["session"] for word in inv.words or ["auto"]]
+    return print_status(inv, "sessions", sessions, "scope", render)
+
+
+def print_status(inv: Invocation, kind: str, objects: list[dict[str, Any]], cgroup_key: str,
+                 render: Callable[[Output, dict[str, Any], Path, bool], list[str]]) -> int:
+    """session-status and user-status: each object rendered, a blank line between; with --json
+    one document, each object with the processes of its cgroup (`cgroup_key`) added."""
     root = inv.cgroup_root()
     if inv.output.json:
-        for s in sessions:
-            s["processes"] = [p.to_json() for p in cgls.processes(root, s["scope"])]
-        inv.output.emit_json("sessions", sessions)
+        for o in objects:
+            o["processes"] = [p.to_json() for p in cgls.processes(root, o[cgroup_key])]
+        inv.output.emit_json(kind, objects)
         return 0
-    for index, session in enumerate(sessions):
+    for index, o in enumerate(objects):
         if index:
             inv.output.print()
-        for line in render(inv.output, session, root, show_all=inv.options.all):
+        for line in render(inv.output, o, root, inv.options.all):
             inv.output.print(line)
     return 0
 

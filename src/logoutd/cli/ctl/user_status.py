@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from logoutd.cli import cgls, resolve
+from logoutd.cli.ctl.session_status import print_status
 from logoutd.cli.output import Output, format_since
 from logoutd.cli.verb import Invocation, Verb
 
@@ -13,18 +14,7 @@ from logoutd.cli.verb import Invocation, Verb
 def run(inv: Invocation) -> int:
     uids = [resolve.user(word) for word in inv.words] or [None]
     users = [inv.call("get_user", uid=uid)["user"] for uid in uids]
-    root = inv.cgroup_root()
-    if inv.output.json:
-        for u in users:
-            u["processes"] = [p.to_json() for p in cgls.processes(root, u["slice"])]
-        inv.output.emit_json("users", users)
-        return 0
-    for index, user in enumerate(users):
-        if index:
-            inv.output.print()
-        for line in render(inv.output, user, root, show_all=inv.options.all):
-            inv.output.print(line)
-    return 0
+    return print_status(inv, "users", users, "slice", render)
 
 
 def render(output: Output, u: dict[str, Any], root: Path, show_all: bool = False) -> list[str]:
