@@ -18,7 +18,13 @@ from logoutd.core.manager import Manager, SessionRequest
 from logoutd.core.sessions import Session
 from logoutd.core.unit import Unit
 from logoutd.core.users import User
-from logoutd.errors import AccessDenied, InvalidArgument, LogoutdError, NoSuchSession
+from logoutd.errors import (
+    AccessDenied,
+    InvalidArgument,
+    LogoutdError,
+    NoSuchSession,
+    NoSuchUser,
+)
 
 
 @dataclass(frozen=True)
@@ -220,9 +226,9 @@ class Service:
         return self.manager.get_session(session_id)
 
     def _user(self, caller: Caller, uid: int | None) -> User:
-        return self.manager.get_user(self._uid(caller, uid))
+        return self.manager.get_user(self.uid_for(caller, uid))
 
-    def _uid(self, caller: Caller, uid: int | None) -> int:
+    def uid_for(self, caller: Caller, uid: int | None) -> int:
         """No uid: the owner of the caller's session (as logind), else the caller's own uid."""
         if uid is not None:
             return uid
@@ -240,20 +246,16 @@ class Service:
 
     def user_of(self, caller: Caller, uid: int | None) -> User | None:
         """No uid: the owner of the caller's session, else the caller's own user; or None."""
-        user = self.manager.users.get(self._uid(caller, uid))
-        return user if user is not None and not user.finalized else None
-
-    def uid_for(self, caller: Caller, uid: int | None) -> int:
-        return self._uid(caller, uid)
+        try:
+            return self._user(caller, uid)
+        except NoSuchUser:
+            return None
 
     def set_linger_as(self, caller: Caller, uid: int, enable: bool, *,
                       authority: str) -> dict[str, Any]:
         """Linger authorized elsewhere (polkit said yes): skip the owner and LingerSelfAllow=
         checks, record who asked and who allowed it."""
-        account = self.manager.set_linger(uid, enable)
-        self.manager.ports.audit.record("linger", uid=uid, user=account.name, enable=enable,
-                                        by=caller.uid, granted=True, rule=authority)
-        return {"uid": account.uid, "name": account.name, "linger": enable}
+        return self._set_linger(caller, uid, enable, rule=authority)
 
     # -- methods ------------------------------------------------------------------------
 
@@ -321,7 +323,7 @@ class Service:
         return {"signalled": self.manager.kill_user(user, _signal(signal))}
 
     def set_linger(self, caller: Caller, *, uid: int | None, enable: bool) -> dict[str, Any]:
-        uid = self._uid(caller, uid)
+        uid = self.uid_for(caller, uid)
         verb = "enable" if enable else "disable"
         self._require_owner(caller, uid, f"{verb} linger")
         if not caller.is_root:
@@ -330,9 +332,14 @@ class Service:
                 self.manager.ports.audit.record("linger", uid=uid, enable=enable, by=caller.uid,
                                                 granted=False, rule=decision.rule)
                 raise AccessDenied(f"Linger denied: {decision.rule}.")
+        return self._set_linger(caller, uid, enable)
+
+    def _set_linger(self, caller: Caller, uid: int, enable: bool,
+                    **rule: str) -> dict[str, Any]:
+        """Set linger once allowed, audited (`rule`: who allowed it, when not our own checks)."""
         account = self.manager.set_linger(uid, enable)
         self.manager.ports.audit.record("linger", uid=uid, user=account.name, enable=enable,
-                                        by=caller.uid, granted=True)
+                                        by=caller.uid, granted=True, **rule)
         return {"uid": account.uid, "name": account.name, "linger": enable}
 
     def start_scope(self, caller: Caller, *, pid: int | None, name: str | None) -> dict[str, Any]:
