@@ -21,13 +21,6 @@ def user(word: str) -> int | None:
     return entry.pw_uid
 
 
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
 def signal_number(word: str) -> int:
     """SIGTERM, TERM, term, 15, RTMIN+3, SIGRTMIN+3: systemd's signal_from_string(), any case."""
     text = word.strip().upper()
