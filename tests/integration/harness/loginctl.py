@@ -77,12 +77,6 @@ def call(bus: PrivateBus, method: str, signature: str = "", *args: str,
                   as_user=as_user)
 
 
-def get_property(bus: PrivateBus, path: str, interface: str, *names: str,
-                 as_user: TestUser | None = None) -> subprocess.CompletedProcess[str]:
-    return busctl(bus, "--json=short", "get-property", LOGIN1, path, interface, *names,
-                  as_user=as_user)
-
-
 def json_data(result: subprocess.CompletedProcess[str]) -> Any:
     """The `data` of busctl's --json=short output; the call must have succeeded."""
     assert result.returncode == 0, f"busctl failed: {result}"

@@ -19,7 +19,7 @@ from pathlib import Path
 from .bus import PrivateBus, namespace_prefix
 from .login import Login
 from .pam import PamService
-from .procs import Proc, kill_tree, wait_for
+from .procs import Proc, kill_tree
 from .users import TestUser
 
 SSHD = Path("/usr/sbin/sshd")
@@ -139,11 +139,4 @@ class Sshd:
             timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.argv(user, command), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout)
-
-    def wait_connections_gone(self, timeout: float = 10.0) -> None:
-        """Wait until sshd has no per-connection children left."""
-        from .procs import descendants
-        assert self.proc is not None
-        wait_for(lambda: not descendants(self.proc.pid), timeout, "sshd connections to end",
-                 details=lambda: repr(descendants(self.proc.pid)))  # type: ignore[union-attr]
 
