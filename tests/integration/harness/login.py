@@ -127,20 +127,15 @@ class Login:
         assert self.popen.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             self.popen.stdin.close()
-        try:
-            rc = self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.what}: did not exit {timeout:g} s after logout; "
-                                 f"{self.report()}") from None
-        self._drain()
-        return rc
+        return self.wait(timeout, when=f"{timeout:g} s after logout")
 
-    def wait(self, timeout: float = 20.0) -> int:
+    def wait(self, timeout: float = 20.0, when: str = "") -> int:
+        """Wait for the client to exit; its exit status."""
         try:
             rc = self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.what}: did not exit within {timeout:g} s; "
-                                 f"{self.report()}") from None
+            when = when or f"within {timeout:g} s"
+            raise AssertionError(f"{self.what}: did not exit {when}; {self.report()}") from None
         self._drain()
         return rc
 
