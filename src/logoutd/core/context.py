@@ -13,7 +13,6 @@ from logoutd.core.ports import (
     CgroupTree,
     Clock,
     NoSpawner,
-    NullAudit,
     ProcessTable,
     Spawner,
     StateStore,
@@ -37,7 +36,7 @@ class Ports:
     store: StateStore
     userdb: UserDb
     userfiles: UserFiles
-    audit: AuditLog = field(default_factory=NullAudit)
+    audit: AuditLog  # AuditFile: syslog always, the JSON-lines file with AuditLog=
     spawner: Spawner = field(default_factory=NoSpawner)
 
 

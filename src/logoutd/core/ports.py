@@ -199,15 +199,6 @@ class NoSpawner:
         return None
 
 
-class NullAudit:
-    """No audit file configured: records go nowhere, and nothing is gathered for them."""
-
-    detailed = False
-
-    def record(self, event: str, **fields: Any) -> None:
-        pass
-
-
 class UserFiles(Protocol):
     """Per-user files outside the cgroup tree: runtime dir, linger flags, IPC objects."""
 
