@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.login import script
+from harness.checks import open_held
 from tests.readable import for_users
 
 import logoutd
@@ -75,17 +75,7 @@ def tagged(login, tag: str) -> tuple[int, list[str]]:
 
 def open_login(env, pam, user, daemon, *kinds: str, extra: str = ""):
     """A held `su -l` login of `user` leaving `kinds` behind; returns login, procs, session."""
-    known = {s["id"] for s in daemon.sessions()}
-    login = env.login("su", pam, user, script(*kinds, extra=extra))
-    procs = login.wait_ready()
-    env.track(procs.values())
-
-    def new_session():
-        fresh = [s for s in daemon.sessions(user.name) if s["id"] not in known]
-        return fresh[0] if fresh and fresh[0]["state"] == "active" else None
-
-    session = daemon.wait_for(new_session, 10, f"a new session of {user.name}")
-    return login, procs, session
+    return open_held(env, daemon, "su", pam, user, *kinds, extra=extra)
 
 
 # -- list-sessions --------------------------------------------------------------------------

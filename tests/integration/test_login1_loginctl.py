@@ -10,8 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from harness.checks import assert_alive_for, assert_in_scope, wait_gone, wait_session_removed
-from harness.login import script
+from harness.checks import (
+    assert_alive_for,
+    assert_in_scope,
+    open_held,
+    wait_gone,
+    wait_session_removed,
+)
 from harness.loginctl import (
     LOGINCTL,
     busctl,
@@ -30,16 +35,7 @@ pytestmark = pytest.mark.skipif(not Path(LOGINCTL).exists(), reason=f"{LOGINCTL}
 
 def open_ssh(env, pam, bus, daemon, user, *kinds: str, extra: str = ""):
     """A held ssh login through pam_systemd; returns login, procs, session."""
-    known = {s["id"] for s in daemon.sessions()}
-    login = env.login("ssh", pam, user, script(*kinds, extra=extra), bus=bus)
-    procs = login.wait_ready()
-    env.track(procs.values())
-
-    def new_session():
-        fresh = [s for s in daemon.sessions(user.name) if s["id"] not in known]
-        return fresh[0] if fresh and fresh[0]["state"] == "active" else None
-    session = daemon.wait_for(new_session, 10, f"a new session of {user.name}")
-    return login, procs, session
+    return open_held(env, daemon, "ssh", pam, user, *kinds, extra=extra, bus=bus)
 
 
 def _ok(result):

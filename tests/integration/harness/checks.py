@@ -1,4 +1,5 @@
-"""Assertions shared by the integration tests (concrete facts: /proc, cgroup dirs, the API)."""
+"""Assertions shared by the integration tests (concrete facts: /proc, cgroup dirs, the API),
+and the held login most of them start from."""
 
 from __future__ import annotations
 
@@ -6,9 +7,31 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from .bus import PrivateBus
 from .daemon import Daemon
 from .env import Env
+from .login import Login, script
+from .pam import PamService
 from .procs import Proc, alive, wait_for
+from .users import TestUser
+
+
+def open_held(env: Env, daemon: Daemon, via: str, pam: PamService, user: TestUser, *kinds: str,
+              extra: str = "", bus: PrivateBus | None = None
+              ) -> tuple[Login, dict[str, Proc], dict[str, Any]]:
+    """A held login of `user` (`via` as in Env.login) leaving `kinds` behind, its processes
+    tracked; returns the login, its processes and its session (new, and active)."""
+    known = {s["id"] for s in daemon.sessions()}
+    login = env.login(via, pam, user, script(*kinds, extra=extra), bus=bus)
+    procs = login.wait_ready()
+    env.track(procs.values())
+
+    def new_session() -> dict[str, Any] | None:
+        fresh = [s for s in daemon.sessions(user.name) if s["id"] not in known]
+        return fresh[0] if fresh and fresh[0]["state"] == "active" else None
+
+    session = daemon.wait_for(new_session, 10, f"a new session of {user.name}")
+    return login, procs, session
 
 
 def assert_in_scope(env: Env, session: dict[str, Any], procs: Iterable[Proc]) -> None:

@@ -176,7 +176,7 @@ class Daemon:
         result: list[dict[str, Any]] = self.call("list_users")["users"]
         return result
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0,
+    def wait_for(self, predicate: Callable[[], T | None], timeout: float = 10.0,
                  what: str = "condition") -> T:
         """Poll `predicate`; on timeout the error carries the daemon log's tail."""
         return wait_for(predicate, timeout, what, details=self.details)
