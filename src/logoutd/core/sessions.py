@@ -124,13 +124,13 @@ class Session:
             if self.decision is not None and self.decision.kill and not self.term_sent:
                 self._kill()
             elif self.sigkill_at is not None and not self.sigkill_sent:
-                self._arm_sigkill(max(0.0, self.sigkill_at - self.ctx.ports.clock.now()))
+                self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
         elif self.leader is None:
             log.info("Leader of session %s exited while logoutd was down.", self.id)
             self.stop(StopCause.LEADER_EXIT)
         elif self.released_at is not None:
-            left = self.released_at + self.ctx.config.release_timeout_sec - self.ctx.ports.clock.now()
-            self.timers.arm("release", max(0.0, left), self._on_release_timeout)
+            self.timers.arm_at("release", self.released_at + self.ctx.config.release_timeout_sec,
+                               self._on_release_timeout)
         else:
             self._arm_idle_timer()
         self.gc()
@@ -199,11 +199,8 @@ class Session:
             self.ctx.ports.audit.record("signalled", session=self.id, user=self.user.name,
                                         signals=["SIGTERM", "SIGCONT", "SIGHUP"], count=signalled)
         crashpoint("session.stop.term-sent")
-        if cgroups.is_populated(self.scope) and deadline != math.inf:
-            self._arm_sigkill(max(0.0, deadline - clock.now()))
-
-    def _arm_sigkill(self, delay: float) -> None:
-        self.timers.arm("sigkill", delay, self._on_sigkill_timeout)
+        if cgroups.is_populated(self.scope):
+            self.timers.arm_at("sigkill", deadline, self._on_sigkill_timeout)
 
     def _on_sigkill_timeout(self) -> None:
         if self.finalized:
@@ -338,9 +335,7 @@ class Session:
         self.stop(StopCause.RELEASE_TIMEOUT)
 
     def _arm_idle_timer(self) -> None:
-        limit = self.ctx.config.stop_idle_session_sec
-        if limit != math.inf:
-            self.timers.arm("idle", limit, self._on_idle_timer)
+        self.timers.arm("idle", self.ctx.config.stop_idle_session_sec, self._on_idle_timer)
 
     def _on_idle_timer(self) -> None:
         config = self.ctx.config

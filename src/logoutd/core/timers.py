@@ -25,6 +25,10 @@ class Timers:
 
         self._handles[name] = self._clock.call_later(delay, fire)
 
+    def arm_at(self, name: str, deadline: float, callback: Callable[[], None]) -> None:
+        """Call back at clock time `deadline` (at once if it has passed, e.g. after a restart)."""
+        self.arm(name, max(0.0, deadline - self._clock.now()), callback)
+
     def cancel(self, name: str) -> None:
         handle = self._handles.pop(name, None)
         if handle is not None:

@@ -108,8 +108,7 @@ class Unit:
         """After a daemon restart: re-watch, re-arm a pending SIGKILL, collect if empty."""
         self.watch()
         if self.sigkill_at is not None:
-            delay = max(0.0, self.sigkill_at - self.ctx.ports.clock.now())
-            self.timers.arm("sigkill", delay, self._on_sigkill_timeout)
+            self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
         if self.main_lost and self.state is UnitState.ACTIVE and not self.may_gc():
             log.info("Unit %s: main process exited while logoutd was down, stopping the rest.",
                      self.name)

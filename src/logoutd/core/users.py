@@ -106,8 +106,7 @@ class User:
     def resume(self) -> None:
         self.ctx.ports.cgroups.watch_empty(self.slice, self._on_slice_event)
         if self.stopping and self.sigkill_at is not None:
-            self.timers.arm("sigkill", max(0.0, self.sigkill_at - self.ctx.ports.clock.now()),
-                      self._on_sigkill_timeout)
+            self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
 
     def add_session(self, session: Session) -> None:
         self.sessions[session.id] = session
