@@ -17,8 +17,6 @@ import cgtree
 from procs import ignores_term_and_hup
 from world import Daemon, TestUser, World, log
 
-from logoutd.errors import NoSuchSession
-
 
 @dataclass
 class LogoutResult:
@@ -58,20 +56,8 @@ def _logoutd_once(world: World, daemon: Daemon, user: TestUser, n: int, ignore: 
         children.kill(leader, signal.SIGKILL)
         t1 = watch.wait(timeout)
     children.reap([leader, *pids])
-    _wait_removed(daemon, session["id"], 60.0)
+    daemon.wait_session_removed(session["id"], 60.0)
     return t1 - t0
-
-
-def _wait_removed(daemon: Daemon, session_id: str, timeout: float) -> None:
-    """Let the daemon finish with the session, so its work does not spill into the next sample."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            daemon.call("get_session", id=session_id)
-        except NoSuchSession:
-            return
-        time.sleep(0.005)
-    raise TimeoutError(f"session {session_id} not removed within {timeout:g} s")
 
 
 def _kernel_once(world: World, index: int, n: int, ignore: bool, timeout: float) -> float:

@@ -25,7 +25,6 @@ from procs import which
 from world import Daemon, TestUser, World, log
 
 from logoutd.api.client import Client
-from logoutd.errors import NoSuchSession
 from logoutd.pam.install import install_hook
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -349,7 +348,7 @@ def _breakdown(world: World, daemon: Daemon, user: TestUser, hook: Path, count: 
                 result.migrate_isolated.append(time.perf_counter() - t0)
             children.kill(sleeper)
             children.reap([sleeper])
-            _wait_gone(daemon, session["session"]["id"])
+            daemon.wait_session_removed(session["session"]["id"], 30.0)
         for line in out.read_text().splitlines():
             opened, closed = (float(x) for x in line.split())
             result.hook_open.append(opened)
@@ -358,17 +357,6 @@ def _breakdown(world: World, daemon: Daemon, user: TestUser, hook: Path, count: 
         cgtree.wait_empty(own, 10.0)
         own.rmdir()
     _wait_no_sessions(daemon, 60.0)
-
-
-def _wait_gone(daemon: Daemon, session_id: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            daemon.call("get_session", id=session_id)
-        except NoSuchSession:
-            return
-        time.sleep(0.005)
-    raise TimeoutError(f"session {session_id} not removed")
 
 
 def _created(daemon: Daemon) -> int:

@@ -245,9 +245,11 @@ class FakeStore:
         self.data: dict[tuple[str, str], dict[str, Any]] = {}
         self.lines: dict[str, list[dict[str, Any]]] = {}
         self.counter = 1
+        self.writes: list[tuple[str, str]] = []  # every save, in order (each is a file write)
 
     def save(self, kind: str, key: str, record: dict[str, Any]) -> None:
         self.data[(kind, key)] = dict(record)
+        self.writes.append((kind, key))
 
     def remove(self, kind: str, key: str) -> None:
         self.data.pop((kind, key), None)

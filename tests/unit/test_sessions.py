@@ -63,6 +63,44 @@ def test_sigterm_ignorer_gets_sigkill_after_stop_timeout() -> None:
     assert "c1" not in core.manager.sessions
 
 
+def test_logout_writes_the_session_state_once_per_step() -> None:
+    """The decision, then the SIGTERM round with its deadline: each saved once, no more."""
+    core = make_core(Config(session_stop_timeout_sec=5))
+    session, leader = open_session(core)
+    core.world.spawn(cgroup=leader.cgroup, ignores=[signal.SIGTERM, signal.SIGHUP])
+    core.store.writes.clear()
+    core.world.exit(leader.pid)
+    assert core.store.writes == [("sessions", session.id)] * 2
+    saved = core.store.data[("sessions", session.id)]
+    assert saved["term_sent"] and saved["sigkill_at"] == core.clock.now() + 5
+    assert saved["action"] == "kill"
+
+
+def test_leader_exit_of_a_stopping_session_is_saved() -> None:
+    core = make_core(Config(kill_user_processes=KillMode.NO, release_timeout_sec=1))
+    session, leader = open_session(core)
+    core.world.spawn(cgroup=leader.cgroup)
+    session.release()
+    core.clock.advance(2)
+    assert session.stopping and leader.alive
+    core.store.writes.clear()
+    core.world.exit(leader.pid)
+    assert core.store.writes == [("sessions", session.id)]
+    assert core.store.data[("sessions", session.id)]["leader_start"] is None
+
+
+def test_forced_stop_after_unforced_one_writes_once() -> None:
+    core = make_core(Config(kill_user_processes=KillMode.NO))
+    session, leader = open_session(core)
+    core.world.spawn(cgroup=leader.cgroup, ignores=[signal.SIGTERM, signal.SIGHUP])
+    core.world.exit(leader.pid)
+    core.store.writes.clear()
+    core.manager.terminate_session(session)
+    assert core.store.writes == [("sessions", session.id)]
+    saved = core.store.data[("sessions", session.id)]
+    assert saved["action"] == "kill" and saved["term_sent"]
+
+
 def test_kill_user_processes_no_leaves_session_closing_until_empty() -> None:
     core = make_core(Config(kill_user_processes=KillMode.NO))
     session, leader = open_session(core)

@@ -155,8 +155,7 @@ class Session:
         if self.stopping:
             if force and (self.decision is None or not self.decision.kill):
                 self.decision = shall_kill(self.ctx.config, self.user.name, forced=True)
-                self._kill()
-                self.save()
+                self._kill()  # saves the new decision with the round
             return
         self.timers.cancel("release")
         self.timers.cancel("idle")
@@ -177,10 +176,9 @@ class Session:
         if self.decision.action is StopAction.RECORD or self.ctx.ports.audit.detailed:
             self._record_leftovers()
         if self.decision.kill:
-            self._kill()
+            self._kill()  # saves the SIGTERM round before sending it
         elif self.ctx.ports.cgroups.is_populated(self.scope):
             log.info("Session %s logged out. Waiting for processes to exit.", self.id)
-        self.save()
         self.gc()
 
     def _kill(self) -> None:
@@ -323,7 +321,8 @@ class Session:
             return
         self.ctx.ports.processes.release(self.leader)
         self.leader = None
-        self.save()
+        if self.stopping:
+            self.save()  # stop() returns at once; otherwise its own save records this too
         self.stop(StopCause.LEADER_EXIT)
         self.gc()
 
