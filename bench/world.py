@@ -24,7 +24,7 @@ import cgtree
 from procs import Children, become_subreaper, kill_uid, read_status_field
 
 from logoutd.api.client import Client
-from logoutd.errors import LogoutdError
+from logoutd.errors import LogoutdError, NoSuchSession
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
@@ -176,6 +176,17 @@ class Daemon:
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         return self.client.call(method, **params)
+
+    def wait_session_removed(self, session_id: str, timeout: float) -> None:
+        """Let the daemon finish with the session, so its work does not spill into the next sample."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.call("get_session", id=session_id)
+            except NoSuchSession:
+                return
+            time.sleep(0.005)
+        raise TimeoutError(f"session {session_id} not removed within {timeout:g} s")
 
     def reconfigure(self, config: str) -> None:
         self.dropin.write_text(config)
