@@ -12,9 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 
-from harness import cgroups
-from harness.env import Env
 from harness.procs import Proc
+from world import harness_env
 
 SCRIPT = ('nohup sleep 1000 >/dev/null 2>&1 </dev/null & '
           'echo "JOB $! $(cut -d" " -f22 /proc/$!/stat)"')
@@ -28,10 +27,7 @@ class LostResult:
 
 
 def run_lost(n: int = 1000) -> LostResult:
-    mount = cgroups.cgroup2_mount()
-    assert mount is not None
-    env = Env(mount)
-    try:
+    with harness_env() as env:
         user = env.user()
         daemon = env.daemon()
         su = env.su(env.pam())
@@ -50,10 +46,6 @@ def run_lost(n: int = 1000) -> LostResult:
         survivors = sum(p.alive() for p in jobs)
         daemon.wait_for(lambda: daemon.sessions() == [], 30, "zero sessions")
         return LostResult(n, survivors, seconds)
-    finally:
-        errors = env.cleanup.run()
-        if errors:
-            print("bench: cleanup problems:\n" + "\n".join(errors), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 
-from harness import cgroups
-from harness.env import Env
 from harness.login import Login, script
 from harness.sshd import Sshd
 from harness.users import TestUser
+from world import harness_env
 
 
 @dataclass
@@ -47,10 +46,7 @@ def _logout(logins: list[Login]) -> None:
 
 
 def run_ssh(n: int = 50) -> SshResult:
-    mount = cgroups.cgroup2_mount()
-    assert mount is not None
-    env = Env(mount)
-    try:
+    with harness_env() as env:
         user = env.user()
         daemon = env.daemon()
         hooked = env.sshd(env.pam())
@@ -66,10 +62,6 @@ def run_ssh(n: int = 50) -> SshResult:
         daemon.wait_for(lambda: not daemon.sessions(user.name), 60, "no session left")
         daemon.wait_for(lambda: not env.cgroups_under_user_slice(), 60, "no scope left")
         return SshResult(n, tracked, ready, baseline, time.monotonic() - t0)
-    finally:
-        errors = env.cleanup.run()
-        if errors:
-            print("bench: cleanup problems:\n" + "\n".join(errors), file=sys.stderr)
 
 
 if __name__ == "__main__":

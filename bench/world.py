@@ -14,7 +14,8 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -28,7 +29,9 @@ from logoutd.errors import LogoutdError, NoSuchSession
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
+from harness import cgroups as harness_cgroups  # noqa: E402
 from harness.bus import config_text  # noqa: E402  (the tests' private bus: stock system policy)
+from harness.env import Env  # noqa: E402
 from harness.users import TestUser, create_user, remove_user  # noqa: E402
 
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -66,6 +69,21 @@ def terminate(children: Children, pid: int, timeout: float) -> None:
     if pid in children.live:
         children.kill(pid, signal.SIGKILL)
         children.wait(pid)
+
+
+@contextmanager
+def harness_env() -> Iterator[Env]:
+    """The integration tests' world (their daemon, PAM services, su and sshd) for a part that
+    drives real logins; all it made is removed at the end, and any problem doing so printed."""
+    mount = harness_cgroups.cgroup2_mount()
+    assert mount is not None
+    env = Env(mount)
+    try:
+        yield env
+    finally:
+        errors = env.cleanup.run()
+        if errors:
+            print("bench: cleanup problems:\n" + "\n".join(errors), file=sys.stderr)
 
 
 def daemon_python() -> str:
