@@ -107,7 +107,8 @@ def run(inv: Invocation, exec_: Callable[[list[str]], NoReturn] | None = None) -
             inv.output.emit_json("unit", {**unit, "log": result["log"]})
     else:
         inv.output.print(f"Running as unit: {unit['name']}; output goes to {result['log']}")
-        inv.output.print(lifetime(result)[0].upper() + lifetime(result)[1:])
+        told = lifetime(result)
+        inv.output.print(told[:1].upper() + told[1:])
     if not options.wait:
         return 0
     while any(u["name"] == unit["name"]
