@@ -19,6 +19,7 @@ from harness.procs import Proc, kill_tree, wait_for
 POLKITD = Path("/usr/lib/polkit-1/polkitd")
 POLKIT = "org.freedesktop.PolicyKit1"
 POLICY = Path("/usr/share/polkit-1/actions/org.freedesktop.login1.policy")
+INTERACTIVE_REQUIRED = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
 DENY_SELF_LINGER = "[Policy]\nLingerSelfAllow=root\n"
 
 
@@ -66,6 +67,8 @@ def test_linger_is_decided_by_polkit_when_it_runs(env, user, user2, bus):
     refusal = monitor.wait_reply(asked[1])
     assert refusal.kind == "error" and any(
         "org.freedesktop.login1.set-user-linger" in text for text in refusal.strings()), str(refusal)
+    # auth_admin_keep and no agent: polkit's challenge, answered with sd-bus' error name for it.
+    assert refusal.fields.get("error_name") == INTERACTIVE_REQUIRED, str(refusal)
     denied_disable = loginctl(bus, "disable-linger", user.name, as_user=user2)
     assert denied_disable.returncode != 0, denied_disable
     assert (linger / user.name).exists()
