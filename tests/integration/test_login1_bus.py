@@ -204,6 +204,30 @@ def test_refuses_to_start_beside_another_owner(env, bus):
     signal_proc(rival.proc, signal.SIGTERM)
 
 
+def test_without_dbus_fast_refuses_to_start_and_says_what_to_install(env, bus):
+    """`logoutd --dbus` where dbus-fast cannot be imported: one line naming the package and the
+    extra to install, a non-zero exit, and nothing served (no socket, no name on the bus)."""
+    shadow = env.tmp / "no-dbus-fast" / "dbus_fast"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('dbus_fast hidden by the test')\n")
+    daemon = env.daemon(dbus=bus, start=False)
+    daemon.start(wait=False, env={"PYTHONPATH": str(shadow.parent)})
+    assert daemon.popen is not None
+    try:
+        rc = daemon.popen.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("logoutd --dbus kept running without dbus-fast:\n"
+                             + daemon.log_tail()) from None
+    assert rc != 0, daemon.log_tail()
+    errors = [line for line in daemon.log().splitlines() if line.startswith("logoutd: ")]
+    assert len(errors) == 1, daemon.log()
+    assert "--dbus needs the dbus-fast package" in errors[0], errors
+    assert "dbus_fast hidden by the test" in errors[0], errors
+    assert "pip install 'logoutd[dbus]'" in errors[0], errors
+    assert not env.socket.exists(), "the API socket was created"
+    assert bus.name_owner_pid(LOGIN1) is None
+
+
 def test_status_tells_where_login1_is_served(env, bus, dbus_daemon):
     from test_cli_sessions import ctl
 
