@@ -342,3 +342,14 @@ def test_linger_unknown_uid(core: Core) -> None:
     with pytest.raises(NoSuchUser):
         core.manager.set_linger(4242, True)
     assert not core.userfiles.linger
+
+
+def test_lookup_by_pid_only_below_the_managed_root(core: Core) -> None:
+    session, leader = open_session(core)
+    inside = core.world.spawn(uid=1000, cgroup=leader.cgroup)
+    assert core.manager.session_by_pid(inside.pid) is session
+    assert core.manager.user_by_pid(inside.pid) is session.user
+    # The same names in another tree (systemd's own user.slice beside a delegated subtree).
+    foreign = core.world.spawn(uid=1000, cgroup=f"/user.slice/user-1000.slice/session-{session.id}.scope")
+    assert core.manager.session_by_pid(foreign.pid) is None
+    assert core.manager.user_by_pid(foreign.pid) is None

@@ -126,9 +126,8 @@ class Manager:
 
     def _check_not_in_session(self, pid: int) -> None:
         """su/sudo inside a session: the leader already runs in one of our user slices."""
-        path = self.ports.processes.cgroup_of(pid)
-        root = self.ports.cgroups.root_in_mount.rstrip("/")
-        if path.startswith(root + "/") and _USER_SLICE.search(path[len(root):]):
+        path = self._below_root(self.ports.processes.cgroup_of(pid))
+        if path is not None and _USER_SLICE.search(path):
             raise SessionBusy("Already running in a session or user slice")
 
     def _pick_id(self, leader: int) -> str:
@@ -176,23 +175,28 @@ class Manager:
             raise NoSuchSession(f"No session '{session_id}' known.")
         return session
 
-    def session_by_pid(self, pid: int) -> Session | None:
-        """The session whose scope holds pid (from its cgroup, never from what it claims)."""
+    def _below_root(self, path: str) -> str | None:
+        """A cgroup path relative to the managed root ("/user.slice/..."), None outside it (a
+        scope of the same name in another tree, e.g. systemd's, is not ours)."""
+        root = self.ports.cgroups.root_in_mount.rstrip("/")
+        return path[len(root):] if path.startswith(root + "/") else None
+
+    def _cgroup_below_root(self, pid: int) -> str | None:
         try:
-            path = self.ports.processes.cgroup_of(pid)
+            return self._below_root(self.ports.processes.cgroup_of(pid))
         except ProcessGone:
             return None
-        match = _SESSION_SCOPE.search(path)
+
+    def session_by_pid(self, pid: int) -> Session | None:
+        """The session whose scope holds pid (from its cgroup, never from what it claims)."""
+        path = self._cgroup_below_root(pid)
+        match = _SESSION_SCOPE.search(path) if path is not None else None
         return self.sessions.get(match.group(1)) if match else None
 
     def user_by_pid(self, pid: int) -> User | None:
         """The user whose slice holds pid: a session, a unit, or the slice itself."""
-        try:
-            path = self.ports.processes.cgroup_of(pid)
-        except ProcessGone:
-            return None
-        root = self.ports.cgroups.root_in_mount.rstrip("/")
-        match = _USER_SLICE.search(path[len(root):]) if path.startswith(root + "/") else None
+        path = self._cgroup_below_root(pid)
+        match = _USER_SLICE.search(path) if path is not None else None
         user = self.users.get(int(match.group(1))) if match else None
         return user if user is not None and not user.finalized else None
 
