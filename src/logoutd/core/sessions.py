@@ -226,16 +226,16 @@ class Session:
             return
         policy = may_keep(config, self.user.name, ports.userdb.group_names(self.user.account))
         for root, pids in trees.items():
-            scope = f"{self.user.service}/app.slice/autokeep-{root}.scope"
-            ports.audit.record("keep", session=self.id, user=self.user.name, unit=scope.rsplit("/", 1)[-1],
+            name = f"autokeep-{root}.scope"
+            ports.audit.record("keep", session=self.id, user=self.user.name, unit=name,
                                pids=pids, granted=policy.allowed,
                                rule=f"AutoKeep= ({'allowed' if policy.allowed else 'denied'}: {policy.rule})")
             if not policy.allowed:
                 log.info("Session %s: not keeping process %d (AutoKeep=): %s.", self.id, root, policy.rule)
                 continue
-            self.ctx.keep_tree(self.user, pids, scope.rsplit("/", 1)[-1])
-            log.info("Session %s: kept process %d and %d children in %s (AutoKeep=).",
-                     self.id, root, len(pids) - 1, scope)
+            self.ctx.keep_tree(self.user, pids, name)
+            log.info("Session %s: kept process %d and %d children in %s of user %s (AutoKeep=).",
+                     self.id, root, len(pids) - 1, name, self.user.name)
 
     def _record_leftovers(self) -> None:
         """What is still in the scope as the session ends, and how each would escape a classic
