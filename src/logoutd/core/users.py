@@ -39,7 +39,6 @@ class User:
     started: bool = False
     stopping: bool = False
     stop_forced: bool = False
-    term_sent: bool = False
     sigkill_at: float | None = None
     finalized: bool = False
     timers: Timers = field(init=False, repr=False)
@@ -155,7 +154,6 @@ class User:
             if cgroups.is_populated(self.service) and timeout != math.inf:
                 self.sigkill_at = self.ctx.ports.clock.now() + timeout
                 self.timers.arm("sigkill", timeout, self._on_sigkill_timeout)
-        self.term_sent = True
         self.save()
         crashpoint("user.stop.term-sent")
         self._try_finalize()
