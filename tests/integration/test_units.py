@@ -201,7 +201,7 @@ def test_run_wait_ends_with_the_main_process_and_its_status(env, user, pam, star
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "src/logoutd/cli/ctl/run.py:112: --wait polls list_units on its first connection, which the "
+    "src/logoutd/cli/ctl/run.py, the --wait loop: it polls list_units on its first connection, which the "
     "restart closes: it exits 10 ('Lost connection to logoutd ... Broken pipe') at once, while "
     "the unit still runs; docs/logoutctl.md promises a wait, then a one-line error and status 1"))
 def test_run_wait_across_a_daemon_restart_still_waits_and_exits_1(env, user, pam, daemon):
