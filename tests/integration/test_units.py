@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from harness.checks import assert_alive_for, wait_gone, wait_session_removed
 from harness.daemon import src_dir
 from harness.login import script
@@ -200,10 +199,6 @@ def test_run_wait_ends_with_the_main_process_and_its_status(env, user, pam, star
     assert login.logout() == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "src/logoutd/cli/ctl/run.py, the --wait loop: it polls list_units on its first connection, which the "
-    "restart closes: it exits 10 ('Lost connection to logoutd ... Broken pipe') at once, while "
-    "the unit still runs; docs/logoutctl.md promises a wait, then a one-line error and status 1"))
 def test_run_wait_across_a_daemon_restart_still_waits_and_exits_1(env, user, pam, daemon):
     """The daemon restarts while `run --wait` waits: the unit lives on, --wait still waits for
     it, and, its result having been in the old daemon's memory, ends with status 1."""

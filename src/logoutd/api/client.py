@@ -49,6 +49,7 @@ class Client:
             while b"\n" not in self._buffer:
                 chunk = sock.recv(65536)
                 if not chunk:
+                    self.close()  # the next call connects anew (e.g. to a restarted daemon)
                     raise NotRunning(f"logoutd closed the connection ({self.path}).")
                 self._buffer += chunk
                 if len(self._buffer) > 64 * MAX_MESSAGE * 16:

@@ -15,9 +15,10 @@ from typing import Any, NoReturn
 
 from logoutd.cli.verb import Invocation, Verb
 from logoutd.config.schema import format_timespan
-from logoutd.errors import InvalidArgument, LogoutdError
+from logoutd.errors import InvalidArgument, LogoutdError, NotRunning
 
 WAIT_INTERVAL = 0.2
+RESTART_GRACE = 30.0  # seconds --wait keeps trying to reach a daemon that went away
 
 
 @dataclass
@@ -111,10 +112,29 @@ def run(inv: Invocation, exec_: Callable[[list[str]], NoReturn] | None = None) -
         inv.output.print(told[:1].upper() + told[1:])
     if not options.wait:
         return 0
-    while any(u["name"] == unit["name"]
-              for u in inv.call("list_units", uid=unit["uid"])["units"]):
-        time.sleep(WAIT_INTERVAL)
+    _wait_gone(inv, unit)
     return _finished(inv, unit, result["log"])
+
+
+def _wait_gone(inv: Invocation, unit: dict[str, Any]) -> None:
+    """Poll until the unit is gone. A daemon restart meanwhile only costs a reconnect; a daemon
+    away for longer than RESTART_GRACE ends the wait with its error."""
+    away_since: float | None = None
+    while True:
+        try:
+            units = inv.call("list_units", uid=unit["uid"])["units"]
+        except NotRunning:
+            inv.client.close()
+            now = time.monotonic()
+            away_since = away_since if away_since is not None else now
+            if now - away_since > RESTART_GRACE:
+                raise
+            time.sleep(WAIT_INTERVAL)
+            continue
+        away_since = None
+        if not any(u["name"] == unit["name"] for u in units):
+            return
+        time.sleep(WAIT_INTERVAL)
 
 
 def _finished(inv: Invocation, unit: dict[str, Any], log: str) -> int:
