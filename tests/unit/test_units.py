@@ -331,3 +331,32 @@ def test_a_service_whose_main_exited_while_logoutd_was_down_is_stopped_on_restar
     assert not left.alive
     assert restored is None or restored.finalized
     assert ("units", "1000-job.service") not in core.store.data
+
+
+def test_stop_unit_saves_its_sigkill_deadline_before_signalling() -> None:
+    """A crash inside the SIGTERM round must still leave the deadline on disk."""
+    core = make_core(Config(user_stop_timeout_sec=3))
+    _, shell = login(core)
+    unit = core.manager.units.start_scope(1000, shell.pid, None)
+
+    def crash(path: str, signals: object) -> int:
+        raise RuntimeError("daemon killed in the middle of the round")
+
+    core.cgroups.signal_all = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        unit.stop()
+    saved = core.store.data[("units", unit.key)]
+    assert saved["state"] == "stopping"
+    assert saved["sigkill_at"] == pytest.approx(core.clock.now() + 3)
+
+
+def test_autokeep_adopt_never_replaces_a_live_unit_of_the_same_name(core: Core) -> None:
+    _, shell = login(core)
+    first = core.manager.units.adopt(core.manager.users[1000], [shell.pid], "autokeep-42")
+    other = core.world.spawn(cgroup=shell.cgroup)
+    second = core.manager.units.adopt(core.manager.users[1000], [other.pid], "autokeep-42")
+    assert (first.name, second.name) == ("autokeep-42.scope", "autokeep-42-2.scope")
+    units = core.manager.users[1000].units
+    assert units["autokeep-42.scope"] is first and not first.finalized
+    assert core.cgroups.pids(first.cgroup) == [shell.pid]
+    assert core.cgroups.pids(second.cgroup) == [other.pid]

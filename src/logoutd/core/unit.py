@@ -122,12 +122,14 @@ class Unit:
         count = 0
         if self.state is not UnitState.STOPPING:
             self.state = UnitState.STOPPING
-            count = cgroups.signal_all(self.cgroup, (signal.SIGTERM, signal.SIGCONT))
             timeout = self.ctx.config.user_stop_timeout_sec
-            if cgroups.is_populated(self.cgroup) and timeout != math.inf:
+            if timeout != math.inf:  # counted from the SIGTERM round's start, as for sessions
                 self.sigkill_at = self.ctx.ports.clock.now() + timeout
-                self.timers.arm("sigkill", timeout, self._on_sigkill_timeout)
+            # Saved before signalling: a crash during the round still kills at the deadline.
             self.save()
+            count = cgroups.signal_all(self.cgroup, (signal.SIGTERM, signal.SIGCONT))
+            if self.sigkill_at is not None and cgroups.is_populated(self.cgroup):
+                self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
             log.info("Unit %s of user %s stopping: sent SIGTERM to %d processes.",
                      self.name, self.user.name, count)
         self.gc()

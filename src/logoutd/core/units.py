@@ -108,8 +108,17 @@ class Units:
         return unit
 
     def adopt(self, user: User, pids: Sequence[int], name: str) -> Unit:
-        """AutoKeep=: a session's process tree (policy checked by the caller) into a new scope."""
-        unit = self._new(user, UnitKind.SCOPE, unit_name(name, UnitKind.SCOPE))
+        """AutoKeep=: a session's process tree (policy checked by the caller) into a new scope.
+
+        The name carries the tree's root pid; should a unit of that name still live (the pid
+        was reused), the new one gets a suffix rather than replacing it."""
+        full = unit_name(name, UnitKind.SCOPE)
+        base, suffix = full.removesuffix(".scope"), 1
+        while full in user.units or self.ctx.ports.cgroups.exists(
+                f"{user.service}/app.slice/{full}"):
+            suffix += 1
+            full = f"{base}-{suffix}.scope"
+        unit = self._new(user, UnitKind.SCOPE, full)
         for pid in pids:
             try:
                 self.ctx.ports.cgroups.move(unit.cgroup, pid)
