@@ -360,3 +360,19 @@ def test_autokeep_adopt_never_replaces_a_live_unit_of_the_same_name(core: Core) 
     assert units["autokeep-42.scope"] is first and not first.finalized
     assert core.cgroups.pids(first.cgroup) == [shell.pid]
     assert core.cgroups.pids(second.cgroup) == [other.pid]
+
+
+def test_stopping_user_saves_its_sigkill_deadline_before_signalling() -> None:
+    core = make_core(Config(user_stop_delay_sec=0, user_stop_timeout_sec=5))
+    _, shell = login(core)
+    core.manager.units.start_scope(1000, shell.pid, "kept")
+    user = core.manager.users[1000]
+
+    def crash(path: str, signals: object) -> int:
+        raise RuntimeError("daemon killed in the middle of the round")
+
+    core.cgroups.signal_all = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        user.stop(force=False)
+    saved = core.store.data[("users", "1000")]
+    assert saved["sigkill_at"] == pytest.approx(core.clock.now() + 5)

@@ -305,7 +305,6 @@ class Manager:
             user.timestamp = float(record.get("timestamp") or 0.0)
             user.started = True
             user.stopping = bool(record.get("stopping"))
-            user.stop_forced = bool(record.get("stop_forced"))
             sigkill_at = record.get("sigkill_at")
             user.sigkill_at = float(sigkill_at) if sigkill_at is not None else None
         except (KeyError, TypeError, ValueError) as e:

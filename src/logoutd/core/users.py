@@ -38,7 +38,6 @@ class User:
     timestamp: float = 0.0
     started: bool = False
     stopping: bool = False
-    stop_forced: bool = False
     sigkill_at: float | None = None
     finalized: bool = False
     timers: Timers = field(init=False, repr=False)
@@ -142,18 +141,20 @@ class User:
         if self.stopping:
             return
         self.stopping = True
-        self.stop_forced = force
         for unit in list(self.units.values()):
             unit.user_stopping()
         cgroups = self.ctx.ports.cgroups
         if cgroups.exists(self.service):
+            timeout = self.ctx.config.user_stop_timeout_sec
+            if timeout != math.inf:  # counted from the SIGTERM round's start, as for sessions
+                self.sigkill_at = self.ctx.ports.clock.now() + timeout
+            # Saved before signalling: a crash during the round still kills at the deadline.
+            self.save()
             count = cgroups.signal_all(self.service, (signal.SIGTERM, signal.SIGCONT))
             if count:
                 log.info("User %s: sent SIGTERM to %d processes of its units.", self.name, count)
-            timeout = self.ctx.config.user_stop_timeout_sec
-            if cgroups.is_populated(self.service) and timeout != math.inf:
-                self.sigkill_at = self.ctx.ports.clock.now() + timeout
-                self.timers.arm("sigkill", timeout, self._on_sigkill_timeout)
+            if self.sigkill_at is not None and cgroups.is_populated(self.service):
+                self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
         self.save()
         crashpoint("user.stop.term-sent")
         self._try_finalize()
@@ -209,7 +210,6 @@ class User:
             "runtime_path": self.runtime_path,
             "timestamp": self.timestamp,
             "stopping": self.stopping,
-            "stop_forced": self.stop_forced,
             "sigkill_at": self.sigkill_at,
         }
 
