@@ -8,7 +8,7 @@ import pytest
 
 from logoutd.config.model import Config, KillMode
 from logoutd.core.manager import SessionRequest
-from logoutd.core.sessions import SessionState, StopCause
+from logoutd.core.sessions import SessionState, StopCause, is_remote_host
 from logoutd.core.users import UserState
 from logoutd.errors import InvalidArgument, LimitsExceeded, NoSuchUser, ProcessGone, SessionBusy
 from tests.unit.conftest import Core, make_core
@@ -353,3 +353,13 @@ def test_lookup_by_pid_only_below_the_managed_root(core: Core) -> None:
     foreign = core.world.spawn(uid=1000, cgroup=f"/user.slice/user-1000.slice/session-{session.id}.scope")
     assert core.manager.session_by_pid(foreign.pid) is None
     assert core.manager.user_by_pid(foreign.pid) is None
+
+
+@pytest.mark.parametrize(("host", "remote"), [
+    ("", False), ("localhost", False), ("LOCALHOST.", False), ("localhost.localdomain", False),
+    ("localhost6", False), ("foo.localhost", False), ("foo.localhost.", False),
+    ("127.0.0.1", True), ("10.0.0.9", True), ("example.org", True), ("localhostx", True),
+])
+def test_remote_host_rule_is_pam_systemds(host: str, remote: bool) -> None:
+    """One rule for `show-session`'s Remote= and the D-Bus Remote property."""
+    assert is_remote_host(host) is remote

@@ -14,11 +14,10 @@ from typing import Any
 
 from logoutd.cli.output import Output, format_timestamp
 from logoutd.config.values import tmpfs_size_bytes
+from logoutd.core.sessions import is_remote_host
 from logoutd.errors import InvalidArgument
 
 Properties = list[tuple[str, str]]
-_LOCALHOST = ("localhost", "localhost.", "localhost.localdomain", "localhost6",
-              "localhost6.localdomain6")
 
 
 def _yes_no(value: bool) -> str:
@@ -28,7 +27,7 @@ def _yes_no(value: bool) -> str:
 def session_properties(s: dict[str, Any]) -> Properties:
     """A session as org.freedesktop.login1.Session, plus logoutd's stop cause and decision."""
     host = str(s["remote_host"] or "")
-    remote = bool(host) and host.lower() not in _LOCALHOST and not host.endswith(".localhost")
+    remote = is_remote_host(host)
     return [
         ("Id", s["id"]),
         ("User", str(s["uid"])),

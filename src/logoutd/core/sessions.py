@@ -41,6 +41,17 @@ class StopCause(enum.StrEnum):
     REFERENCE_CLOSED = "reference-closed"  # D-Bus: the PAM process dropped the session FIFO
 
 
+_LOCALHOST = ("localhost", "localhost.", "localhost.localdomain", "localhost6",
+              "localhost6.localdomain6")
+
+
+def is_remote_host(host: str) -> bool:
+    """pam_systemd's `remote`: a remote host is given and it is not this machine's own name
+    (systemd's is_localhost(), which also counts anything under .localhost)."""
+    host = host.lower()
+    return bool(host) and host not in _LOCALHOST and not host.rstrip(".").endswith(".localhost")
+
+
 @dataclass(eq=False)
 class Session:
     ctx: Context

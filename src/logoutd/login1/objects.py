@@ -16,6 +16,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from logoutd.config.model import Config, KillMode
+from logoutd.core.sessions import is_remote_host
 from logoutd.login1.labels import session_path, user_path
 
 MANAGER_IFACE = "org.freedesktop.login1.Manager"
@@ -96,13 +97,6 @@ def monotonic_usec(timestamp: float | None) -> int:
     if not timestamp:
         return 0
     return usec(max(0.0, timestamp - (time.time() - time.monotonic())))
-
-
-def is_remote(host: str) -> bool:
-    """pam_systemd's rule: a remote host that is not localhost."""
-    host = host.lower()
-    return bool(host) and host not in ("localhost", "localhost.", "localhost.localdomain",
-                                       "localhost6", "localhost6.localdomain6")
 
 
 def audit_id(session_id: str) -> int:
@@ -195,7 +189,7 @@ SESSION = InterfaceSpec(
         Prop("Seat", "(so)", _const(list(NO_SEAT))),
         Prop("TTY", "s", lambda s: s["tty"] or ""),
         Prop("Display", "s", _const("")),
-        Prop("Remote", "b", lambda s: is_remote(s["remote_host"] or "")),
+        Prop("Remote", "b", lambda s: is_remote_host(s["remote_host"] or "")),
         Prop("RemoteHost", "s", lambda s: s["remote_host"] or ""),
         Prop("RemoteUser", "s", lambda s: s["remote_user"] or ""),
         Prop("Service", "s", lambda s: s["service"] or ""),
