@@ -20,6 +20,11 @@ class Paths:
         return self.socket if self.socket is not None else self.runtime_dir / "api.sock"
 
     @property
+    def root_socket_path(self) -> Path:
+        """The socket for PAM and root only (mode 0600): users cannot fill it."""
+        return self.runtime_dir / "root.sock"
+
+    @property
     def linger_dir(self) -> Path:
         return self.state_dir / "linger"
 

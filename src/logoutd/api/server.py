@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import socket
 import struct
 from pathlib import Path
+from typing import Any
 
 from logoutd.api.protocol import (
     ANSWER_TIMEOUT,
@@ -31,9 +33,13 @@ def peer_caller(sock: socket.socket) -> Caller:
 
 
 class ApiServer:
-    def __init__(self, service: Service, path: Path) -> None:
+    """One listening socket. `root_only`: mode 0600 and uid 0 peers only, the path that PAM and
+    root use, which no user can fill (DESIGN §10)."""
+
+    def __init__(self, service: Service, path: Path, *, root_only: bool = False) -> None:
         self.service = service
         self.path = path
+        self.root_only = root_only
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -44,7 +50,9 @@ class ApiServer:
         self._server = await asyncio.start_unix_server(
             self._serve, path=str(self.path), limit=MAX_MESSAGE, backlog=1024
         )
-        os.chmod(self.path, 0o666)  # everyone may ask; SO_PEERCRED decides what they may do
+        # Users may ask on the shared socket (SO_PEERCRED decides what they may do); the root
+        # socket refuses them at connect() already.
+        os.chmod(self.path, 0o600 if self.root_only else 0o666)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -59,6 +67,8 @@ class ApiServer:
         self._writers.add(writer)
         try:
             caller = peer_caller(sock)
+            if self.root_only and not caller.is_root:
+                return
             while True:
                 try:
                     line = await asyncio.wait_for(reader.readuntil(b"\n"), IDLE_TIMEOUT)
@@ -76,7 +86,7 @@ class ApiServer:
                     writer.write(encode_error(ProtocolError(
                         f"Request too large (limit {MAX_MESSAGE} bytes).")))
                     break
-                writer.write(self._answer(caller, line))
+                writer.write(await self._answer(caller, line))
                 await asyncio.wait_for(writer.drain(), ANSWER_TIMEOUT)
         except (ConnectionError, TimeoutError, OSError):
             pass
@@ -84,12 +94,14 @@ class ApiServer:
             self._writers.discard(writer)
             writer.close()
 
-    def _answer(self, caller: Caller, line: bytes) -> bytes:
+    async def _answer(self, caller: Caller, line: bytes) -> bytes:
         request_id = None
         try:
             request = decode_request(line)
             request_id = request.id
-            result = self.service.call(caller, request.method, request.params)
+            result: Any = self.service.call(caller, request.method, request.params)
+            if inspect.isawaitable(result):  # a method that waits (on a child, with a deadline)
+                result = await result
             return encode_result(result, request_id)
         except LogoutdError as e:
             if e.code != "no_such_session":

@@ -104,8 +104,10 @@ class Runtime:
         login1 = await _start_login1(service, self.paths) if self.dbus else None
         if login1 is not None:
             info.dbus = login1.describe
-        server = ApiServer(service, self.paths.socket_path)
-        await server.start()
+        servers = [ApiServer(service, self.paths.root_socket_path, root_only=True),
+                   ApiServer(service, self.paths.socket_path)]
+        for server in servers:
+            await server.start()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGHUP, lambda: self.reload(manager))
         for signo in (signal.SIGTERM, signal.SIGINT):
@@ -115,7 +117,8 @@ class Runtime:
         await stop.wait()
         log.info("Stopping; %d sessions stay as they are and are picked up at the next start.",
                  len(manager.sessions))
-        await server.close()
+        for server in servers:
+            await server.close()
         if login1 is not None:
             await login1.close()
         loop.remove_reader(inotify.fd)

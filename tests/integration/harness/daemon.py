@@ -53,6 +53,7 @@ class Daemon:
         self.state_dir = self.base / "state"
         self.user_runtime_root = self.base / "user"
         self.log_path = self.base / "logoutd.log"
+        self.root_socket = self.runtime_dir / "root.sock"  # PAM's and root's; 0600
         for d in (self.dropin_dir, self.runtime_dir, self.state_dir, self.user_runtime_root):
             d.mkdir(parents=True, exist_ok=True)
         self.write_dropin("00-base.conf", BASE_DROPIN)
