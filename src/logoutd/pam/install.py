@@ -40,7 +40,11 @@ def main(argv: list[str]) -> int:
     if args.profile_script is None and args.logoutctl is not None:
         parser.error("--logoutctl goes with --profile-script")
     logoutctl = args.logoutctl or default_logoutctl()
-    if args.profile_script is not None and not os.access(logoutctl, os.X_OK):
+    for path in (logoutctl, args.user_runtime_root):
+        if not path.is_absolute():
+            parser.error(f"{path} is not an absolute path")
+    if args.profile_script is not None and not (logoutctl.is_file()
+                                                and os.access(logoutctl, os.X_OK)):
         parser.error(f"{logoutctl} is not an executable file; name it with --logoutctl")
     install_hook(args.dest, args.python)
     print(f"Installed {args.dest}. Enable it with:")
@@ -48,4 +52,6 @@ def main(argv: list[str]) -> int:
     if args.profile_script is not None:
         install_profile(args.profile_script, logoutctl, args.user_runtime_root)
         print(f"Installed {args.profile_script} (shell integration, runs {logoutctl}).")
+        print(f"zsh does not read /etc/profile.d: add to /etc/zsh/zprofile:\n"
+              f"  [ -r {args.profile_script} ] && . {args.profile_script}")
     return 0
