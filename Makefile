@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv openssh-server openssh-client tmux screen dbus-daemon \
-                util-linux passwd procps libpam-modules systemd libpam-systemd polkitd
+                util-linux passwd procps libpam-modules systemd libpam-systemd polkitd zsh dash
 HOOK   := /usr/local/bin/logoutd-pam
 
 .PHONY: run test demo deps venv lint typecheck bench clean install-hook
@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# Debian packages the tests drive for real: sshd, su/runuser, tmux, screen, dbus-daemon, and
+# Debian packages the tests drive for real: sshd, su/runuser, tmux, screen, zsh and dash (login
+# shells for the shell integration), dbus-daemon, and
 # systemd's stock loginctl and pam_systemd.so (run against logoutd's org.freedesktop.login1),
 # polkitd (SetUserLinger is decided by polkit when it is on the bus).
 # policy-rc.d keeps apt from starting a system sshd on port 22 (servers here are loopback only).

@@ -19,6 +19,7 @@ from logoutd.errors import InvalidArgument, LogoutdError, NotRunning
 
 WAIT_INTERVAL = 0.2
 RESTART_GRACE = 30.0  # seconds --wait keeps trying to reach a daemon that went away
+OR_WARN_TIMEOUT = 2.0  # seconds --or-warn waits to connect, and then for the answer
 
 
 @dataclass
@@ -159,6 +160,8 @@ def _finished(inv: Invocation, unit: dict[str, Any], log: str) -> int:
 def _scope(inv: Invocation, options: RunOptions, exec_: Callable[[list[str]], NoReturn]) -> int:
     params = {"name": options.unit} if options.unit is not None else {}
     err = inv.output.err or sys.stderr
+    if options.or_warn:  # a user is waiting for tmux: a stuck daemon only costs a warning
+        inv.client.timeout = min(inv.client.timeout, OR_WARN_TIMEOUT)
     try:
         result = inv.call("start_scope", **params)
     except LogoutdError as e:
