@@ -13,7 +13,13 @@ from logoutd.core.autokeep import keep_trees
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
-from logoutd.core.leftovers import Leftover, as_dict, escape_reasons, tty_name
+from logoutd.core.leftovers import (
+    RECORD_MAX_PER_SESSION,
+    Leftover,
+    as_dict,
+    escape_reasons,
+    tty_name,
+)
 from logoutd.core.policy import may_keep
 from logoutd.core.ports import ProcessRef
 from logoutd.core.timers import Timers
@@ -257,7 +263,11 @@ class Session:
         processes, now = self.ctx.ports.processes, self.ctx.ports.clock.now()
         action = "killed" if self.decision.kill else "kept"
         records = []
-        for pid in self.ctx.ports.cgroups.pids(self.scope):
+        pids = self.ctx.ports.cgroups.pids(self.scope)
+        if len(pids) > RECORD_MAX_PER_SESSION:
+            log.warning("Session %s: %d processes left; recording the first %d only.",
+                        self.id, len(pids), RECORD_MAX_PER_SESSION)
+        for pid in pids[:RECORD_MAX_PER_SESSION]:
             info = processes.describe(pid)
             if info is None:
                 continue

@@ -195,7 +195,7 @@ class User:
         if self.ctx.config.remove_ipc and self.uid > SYSTEM_UID_MAX:
             removed = ports.userfiles.remove_ipc(self.uid)
             if removed:
-                log.info("User %s: removed %d IPC objects.", self.name, removed)
+                log.info("User %s: removed %d SysV IPC objects.", self.name, removed)
         ports.store.remove("users", str(self.uid))
         crashpoint("user.finalize.state-removed")
         log.info("User %s logged out.", self.name)

@@ -21,6 +21,7 @@ log = logging.getLogger("logoutd")
 IPC_RMID = 0
 MOUNT_TIMEOUT_SEC = 10  # mount/umount of a tmpfs: root's own tools, on a path we checked
 REMOVE_TIMEOUT_SEC = 300  # the rm child of a runtime dir renamed aside (a user-made tree)
+POSIX_IPC_DIRS = ("/dev/shm", "/dev/mqueue")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -54,8 +55,10 @@ def _account(entry: pwd.struct_passwd) -> Account:
 class UserFiles:
     """Runtime dirs under user_runtime_root (a tmpfs each when the root is /run/user)."""
 
-    def __init__(self, user_runtime_root: Path, linger_dir: Path, tmpfs_size: str = "10%"):
+    def __init__(self, user_runtime_root: Path, linger_dir: Path, tmpfs_size: str = "10%",
+                 ipc_dirs: tuple[str, ...] = POSIX_IPC_DIRS):
         self.root = user_runtime_root
+        self.ipc_dirs = ipc_dirs
         self.linger_dir = linger_dir
         self.tmpfs = user_runtime_root == Path("/run/user")
         self.tmpfs_size = tmpfs_size
@@ -141,22 +144,21 @@ class UserFiles:
             return []
 
     def remove_ipc(self, uid: int) -> int:
-        """SysV shm, semaphores, queues and POSIX shm/mqueues owned by uid (logind's RemoveIPC=)."""
+        """SysV shm, semaphores and queues owned by uid, now (logind's RemoveIPC=); returns how
+        many. POSIX shm and mqueues (/dev/shm, /dev/mqueue) go in a child process: any user
+        can fill those directories with millions of entries, and the daemon must not list
+        them on its loop at every other user's logout."""
         removed = 0
         for table, func in (("shm", "shmctl"), ("sem", "semctl"), ("msg", "msgctl")):
             removed += _remove_sysv(table, func, uid)
-        for directory in (Path("/dev/shm"), Path("/dev/mqueue")):
-            try:
-                entries = list(os.scandir(directory))
-            except OSError:
-                continue
-            for entry in entries:
-                try:
-                    if entry.stat(follow_symlinks=False).st_uid == uid:
-                        os.unlink(entry.path)
-                        removed += 1
-                except OSError:
-                    continue
+        self._reap_removers()
+        dirs = [d for d in self.ipc_dirs if os.path.isdir(d)]
+        if dirs:
+            self._removers.append(subprocess.Popen(
+                ["timeout", str(REMOVE_TIMEOUT_SEC), "find", *dirs, "-xdev", "-mindepth", "1",
+                 "-maxdepth", "1", "-uid", str(uid), "-exec", "rm", "-rf", "--one-file-system",
+                 "--", "{}", "+"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return removed
 
 
