@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logoutd.core.ports import Account, ProcessInfo, ProcessRef, SpawnRequest
-from logoutd.errors import ProcessGone
+from logoutd.errors import LogoutdError, ProcessGone
 
 
 @dataclass
@@ -246,8 +246,14 @@ class FakeStore:
         self.lines: dict[str, list[dict[str, Any]]] = {}
         self.counter = 1
         self.writes: list[tuple[str, str]] = []  # every save, in order (each is a file write)
+        self.full = False  # a full state filesystem: save and append_lines raise, as the real one
+        self.failed: list[tuple[str, str]] = []  # saves refused while full
 
     def save(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        if self.full:
+            self.failed.append((kind, key))
+            raise LogoutdError(f"Cannot save state file /run/logoutd/{kind}/{key}.json: "
+                               "No space left on device.")
         self.data[(kind, key)] = dict(record)
         self.writes.append((kind, key))
 
@@ -258,6 +264,9 @@ class FakeStore:
         return [dict(v) for (k, _), v in sorted(self.data.items()) if k == kind]
 
     def append_lines(self, kind: str, records: list[dict[str, Any]], keep: int) -> None:
+        if self.full:
+            raise LogoutdError(f"Cannot append to state file /run/logoutd/{kind}.jsonl: "
+                               "No space left on device.")
         self.lines.setdefault(kind, []).extend(dict(r) for r in records)
         del self.lines[kind][:-keep]
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
 from harness.checks import assert_alive_for, wait_gone, wait_session_removed
+from harness.daemon import src_dir
 from harness.login import script
 from harness.procs import signal_proc
+from tests.readable import for_users
 
 from logoutd.cli.ctl import main as logoutctl
 
@@ -83,3 +86,53 @@ def test_kill_mode_with_audit_log_records_what_was_killed(env, user, pam, start_
     signalled = [e for e in _audit(audit) if e["event"] == "signalled"]
     assert signalled and signalled[0]["signals"] == ["SIGTERM", "SIGCONT", "SIGHUP"], signalled
     wait_session_removed(env, daemon, session)
+
+
+def _logoutctl_as(env, user, *argv):
+    """The real logoutctl, run as `user` (outside any session): (exit status, stdout, stderr)."""
+    done = subprocess.run(["/usr/bin/python3", "-m", "logoutd.cli.ctl", *argv],
+                          user=user.uid, group=user.gid, extra_groups=[], capture_output=True,
+                          text=True, timeout=30, cwd="/",
+                          env={"PYTHONPATH": str(for_users(src_dir())),
+                               "LOGOUTD_SOCKET": str(env.socket), "PATH": "/usr/bin:/bin"})
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_user_sees_only_its_own_leftovers(env, user, user2, pam, start_daemon):
+    """Issue 11: command lines can hold secrets; another user's records are root's only."""
+    daemon = start_daemon("[Login]\nKillUserProcesses=permissive\n")
+    sessions, procs = {}, []
+    for u in (user, user2):
+        extra = (f"nohup bash -c 'sleep 1000; : token-of-{u.name}' >/dev/null 2>&1 </dev/null & "
+                 '_p=$!; _comm $_p bash; echo "PID secret $_p"')
+        login = env.login("su", pam, u, script(extra=extra))
+        found = login.wait_ready()
+        env.track(found.values())
+        procs += found.values()
+        sessions[u.name] = daemon.wait_session(u.name)
+        assert login.logout() == 0, login.report()
+    for u in (user, user2):
+        daemon.wait_for(lambda u=u: daemon.call("leftovers", session=sessions[u.name]["id"])
+                        ["leftovers"], 5, f"leftovers of {u.name}")
+
+    status, out, err = _logoutctl_as(env, user, "leftovers")
+    assert status == 0, err
+    assert f"token-of-{user.name}" in out and f"token-of-{user2.name}" not in out, out
+    status, out, err = _logoutctl_as(env, user, "--json", "leftovers")
+    assert status == 0, err
+    assert {r["uid"] for r in json.loads(out)["leftovers"]} == {user.uid}, out
+    status, out, err = _logoutctl_as(env, user, "leftovers", "--user", user2.name)
+    assert status == 4 and not out, (status, out, err)
+    assert f"may not see the leftovers of uid {user2.uid}" in err, err
+    status, out, err = _logoutctl_as(env, user, "leftovers", "--session",
+                                     sessions[user2.name]["id"])
+    assert status == 4 and f"token-of-{user2.name}" not in out + err, (status, out, err)
+    assert "only root may see other users' leftovers" in err, err
+
+    out_io, err_io = io.StringIO(), io.StringIO()  # root: everyone's
+    assert logoutctl(["leftovers"], {"LOGOUTD_SOCKET": str(env.socket)}, out_io, err_io) == 0
+    assert all(f"token-of-{u.name}" in out_io.getvalue() for u in (user, user2)), out_io.getvalue()
+
+    for proc in procs:
+        signal_proc(proc, 9)
+    wait_gone(env, procs, 5)

@@ -138,3 +138,39 @@ def test_full_state_filesystem(env, user, pam, start_daemon):
     wait_for(lambda: not env.cgroups_under_user_slice(), 10, "the user to be collected",
              details=env.describe)
     assert daemon.running() and "Traceback" not in daemon.log()
+
+
+def test_full_state_filesystem_at_logout_still_kills(env, user, pam, start_daemon):
+    """Issue 11: the stop's state save fails (ENOSPC); the kill goes on, the save is retried."""
+    daemon = start_daemon(start=False)
+    run = daemon.runtime_dir
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(run)],
+                   check=True)
+    env.cleanup.add(Phase.USERS, f"umount {run}",
+                    lambda: subprocess.run(["umount", str(run)], check=True))
+    daemon.start()
+    login = env.login("su", pam, user, script("nohup", "stubborn"))
+    procs = login.wait_ready()
+    env.track(procs.values())
+    session = daemon.wait_session(user.name)
+    filler = run / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"x" * 1024)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    assert login.logout() == 0
+    # nohup goes at SIGTERM, stubborn at SessionStopTimeoutSec=2s (base drop-in) + slack.
+    wait_gone(env, procs.values(), 2 + 4, "the session's jobs, with the state filesystem full")
+    log = daemon.log()
+    assert f"Session {session['id']}: cannot save its state" in log, daemon.log_tail()
+    assert "No space left on device" in log
+    assert log.count(f"Session {session['id']}: cannot save its state") == 1, daemon.log_tail()
+    wait_session_removed(env, daemon, session)
+    filler.unlink()
+    wait_for(lambda: not env.cgroups_under_user_slice() and not state_files(daemon), 15,
+             "the user to be collected", details=env.describe)
+    assert daemon.running() and "Traceback" not in daemon.log()

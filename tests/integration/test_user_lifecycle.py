@@ -63,3 +63,30 @@ def test_session_cannot_leave_its_scope(env, user, pam, daemon):
     assert login.logout() == 0
     wait_gone(env, procs.values(), 10)
     wait_session_removed(env, daemon, session)
+
+
+def test_a_user_made_tree_in_the_runtime_dir_is_removed_without_following_links(
+        env, user, pam, daemon):
+    """Issue 11: the runtime dir of a stopped user goes at once (renamed aside, removed by a
+    child); links in it are removed, never followed; the daemon keeps answering."""
+    precious = env.tmp / "precious"
+    precious.mkdir()
+    (precious / "file").write_text("keep me")
+    precious.chmod(0o755)
+    runtime = daemon.user_runtime_root / str(user.uid)
+    tree = (f'R={runtime}; mkdir -p $R/$(printf "d/%.0s" $(seq 60)); '
+            f'for i in $(seq 3000); do : > $R/f$i; done; ln -s {precious} $R/link; '
+            f'ln -s {precious} $R/d/d/link; mkfifo $R/fifo; echo "PID shell $$"')
+    login = env.login("su", pam, user, script(extra=tree))
+    procs = login.wait_ready()
+    env.track(procs.values())
+    session = daemon.wait_session(user.name)
+    assert (runtime / "f3000").exists() and (runtime / "link").is_symlink()
+    assert login.logout() == 0, login.report()
+    wait_session_removed(env, daemon, session)
+    wait_for(lambda: not runtime.exists(), 10, "the runtime dir to be removed",
+             details=env.describe)
+    wait_for(lambda: not [p for p in daemon.user_runtime_root.iterdir()
+                          if p.name.startswith(".removing-")], 10, "the aside copy to be removed")
+    assert (precious / "file").read_text() == "keep me"
+    assert daemon.call("status") and "Traceback" not in daemon.log()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import pytest
 
 from logoutd.config.model import Config, KillMode
-from logoutd.core.leftovers import escape_reasons, tty_name
+from logoutd.core.leftovers import RECORD_MAX_PER_SESSION, escape_reasons, tty_name
 from logoutd.core.manager import SessionRequest
 from logoutd.core.ports import ProcessInfo
 from tests.fakes import FakeAudit
@@ -87,3 +88,25 @@ def test_escape_reasons_of_a_plain_child_are_empty() -> None:
     assert escape_reasons(info) == ()
     reparented = ProcessInfo(pid=10, ppid=1, uid=1000, comm="x", cmdline="x", sid=9, tty_nr=34816)
     assert escape_reasons(reparented) == ("daemonized: its parent exited (reparented)",)
+
+
+def test_recording_is_bounded_per_session(caplog: pytest.LogCaptureFixture) -> None:
+    """A scope with more processes than RECORD_MAX_PER_SESSION: only that many /proc reads."""
+    core = make_core(Config(kill_user_processes=KillMode.PERMISSIVE))
+    leader = core.world.spawn(uid=0)
+    session = core.manager.create_session(SessionRequest(uid=1000, leader=leader.pid))
+    for _ in range(RECORD_MAX_PER_SESSION + 5):
+        core.world.spawn(cgroup=leader.cgroup)
+    described: list[int] = []
+    describe = core.processes.describe
+
+    def counting(pid: int):  # type: ignore[no-untyped-def]
+        described.append(pid)
+        return describe(pid)
+
+    core.processes.describe = counting  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, "logoutd"):
+        core.world.exit(leader.pid)
+    assert len(described) == RECORD_MAX_PER_SESSION
+    assert len(core.manager.leftovers.query(session=session.id)) == RECORD_MAX_PER_SESSION
+    assert f"recording the first {RECORD_MAX_PER_SESSION} only" in caplog.text

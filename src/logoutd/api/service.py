@@ -184,7 +184,8 @@ class Service:
             "reload": Method(self.reload, {}, "Root: re-read the configuration."),
             "status": Method(self.status, {}, "Daemon version, uptime, roots, counts."),
             "leftovers": Method(self.leftovers, {"session": Param(str), "uid": Param(int)},
-                                "Processes left in scopes when sessions ended, and why."),
+                                "Processes left in scopes when sessions ended, and why "
+                                "(a user sees only its own; root every user's)."),
         }
 
     def call(self, caller: Caller, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -390,6 +391,17 @@ class Service:
         return self.info.reload()
 
     def leftovers(self, caller: Caller, *, session: str | None, uid: int | None) -> dict[str, Any]:
+        """Root sees every record; a user only its own (command lines can hold secrets)."""
+        if not caller.is_root:
+            if uid is not None and uid != caller.uid:
+                raise AccessDenied(f"Access denied: uid {caller.uid} may not see the leftovers "
+                                   f"of uid {uid} (command lines can hold secrets); only root "
+                                   "may.")
+            if session is not None and any(
+                    r.uid != caller.uid for r in self.manager.leftovers.query(session=session)):
+                raise AccessDenied(f"Access denied: session {session} is not uid {caller.uid}'s; "
+                                   "only root may see other users' leftovers.")
+            uid = caller.uid
         records = self.manager.leftovers.query(session=session, uid=uid)
         return {"leftovers": [leftover_view(r) for r in records]}
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from logoutd.cli.output import GREY, Output
+from logoutd.cli.output import GREY, Output, shown
 
 BRANCH, RIGHT, VERTICAL, SPACE = "├─", "└─", "│ ", "  "
 EXTRA = "‣ "  # systemd's triangular bullet: a process shown although it is outside the cgroup
@@ -53,7 +53,7 @@ def _quote(word: str) -> str:
         elif c == "\t":
             out.append("\\t")
         elif not c.isprintable():
-            out.append(f"\\x{ord(c):02x}" if ord(c) < 256 else c)
+            out.append(f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
         else:
             out.append(c)
     return '"' + "".join(out) + '"'
@@ -123,7 +123,7 @@ def _tree(output: Output, directory: Path, prefix: str, width: int | None,
     lines = _pid_lines(output, _pids(directory), prefix, width, more=bool(children))
     for index, child in enumerate(children):
         last = index == len(children) - 1
-        lines.append(f"{prefix}{RIGHT if last else BRANCH}{child}")
+        lines.append(f"{prefix}{RIGHT if last else BRANCH}{shown(child)}")
         sub_width = width - 2 if width is not None else None
         lines += _tree(output, directory / child, prefix + (SPACE if last else VERTICAL),
                        sub_width, show_all)

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from logoutd.escape import cescape
+
 JSON_SCHEMA_VERSION = 1
 
 # systemd's ansi_*() sequences (terminal-util.h).
@@ -58,7 +60,7 @@ class Output:
 
     def warn(self, text: str) -> None:
         if self.err is not None:
-            self.err.write(text + "\n")
+            self.err.write(cescape(text) + "\n")
 
     def emit_json(self, kind: str, data: Any) -> None:
         """One JSON document: {"schema": N, kind: data} (docs/logoutctl.md, "JSON output")."""
@@ -86,7 +88,15 @@ class Output:
             self.print(f"\n{len(rows)} {word} listed." if rows else f"No {word}.")
 
 
+def shown(text: str) -> str:
+    """A value from the daemon or /proc as a terminal may see it: control characters escaped
+    (tty, rhost, cmdline, comm are whatever a user made them). Every human output uses it."""
+    return cescape(text)
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    """Cells are escaped with shown(); widths count the escaped text."""
+    rows = [[shown(c) for c in row] for row in rows]
     widths = [len(h) for h in header]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]

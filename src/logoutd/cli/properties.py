@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
 
-from logoutd.cli.output import Output, format_timestamp
+from logoutd.cli.output import Output, format_timestamp, shown
 from logoutd.config.values import tmpfs_size_bytes
 from logoutd.core.sessions import is_remote_host
 from logoutd.errors import InvalidArgument
@@ -117,7 +117,7 @@ def show(output: Output, objects: Sequence[Properties], options: Any) -> int:
             output.print()
         for key, value in select(props, names):
             if value or options.all or names:
-                output.print(value if value_only else f"{key}={value}")
+                output.print(shown(value) if value_only else f"{key}={shown(value)}")
     return 0
 
 

@@ -13,6 +13,9 @@ from logoutd.core.ports import ProcessInfo, StateStore
 
 SIGHUP_BIT = 1 << (signal.SIGHUP - 1)
 KEEP_RECORDS = 10_000  # newest records kept for `logoutctl leftovers`
+# Processes described per ended session: each costs a few /proc reads on the daemon's loop, and
+# a user decides how many processes a scope holds (up to pid_max).
+RECORD_MAX_PER_SESSION = 1000
 
 
 @dataclass(frozen=True)

@@ -215,5 +215,6 @@ class UserFiles(Protocol):
         ...
 
     def remove_ipc(self, uid: int) -> int:
-        """Remove SysV and POSIX IPC objects owned by uid; returns how many."""
+        """Remove SysV and POSIX IPC objects owned by uid; returns how many SysV ones (POSIX
+        ones may go in the background)."""
         ...

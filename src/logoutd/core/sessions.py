@@ -10,14 +10,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from logoutd.core.autokeep import keep_trees
+from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
-from logoutd.core.leftovers import Leftover, as_dict, escape_reasons, tty_name
+from logoutd.core.leftovers import (
+    RECORD_MAX_PER_SESSION,
+    Leftover,
+    as_dict,
+    escape_reasons,
+    tty_name,
+)
 from logoutd.core.policy import may_keep
 from logoutd.core.ports import ProcessRef
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
-from logoutd.errors import InvalidArgument, ProcessGone
+from logoutd.errors import InvalidArgument, LogoutdError, ProcessGone
 
 if TYPE_CHECKING:
     from logoutd.core.users import User
@@ -173,7 +180,7 @@ class Session:
         self.stopping = True
         self.stop_cause = cause
         self.decision = shall_kill(self.ctx.config, self.user.name, forced=force)
-        self.save()
+        self._checkpoint()
         crashpoint("session.stop.decision-saved")
         log.info(
             "Session %s of user %s stopping (%s): %s, %s.",
@@ -201,7 +208,7 @@ class Session:
         self.term_sent = True
         if deadline != math.inf:
             self.sigkill_at = deadline
-        self.save()
+        self._checkpoint()
         signalled = cgroups.signal_all(self.scope, TERM_SIGNALS)
         if signalled:
             log.info("Session %s: sent SIGTERM, SIGCONT, SIGHUP to %d processes.", self.id, signalled)
@@ -225,7 +232,7 @@ class Session:
             audit.record("signalled", session=self.id, user=self.user.name, signals=["SIGKILL"],
                          **counted)
         self.sigkill_sent = True
-        self.save()
+        self._checkpoint()
         self.gc()
 
     def _auto_keep(self) -> None:
@@ -256,7 +263,11 @@ class Session:
         processes, now = self.ctx.ports.processes, self.ctx.ports.clock.now()
         action = "killed" if self.decision.kill else "kept"
         records = []
-        for pid in self.ctx.ports.cgroups.pids(self.scope):
+        pids = self.ctx.ports.cgroups.pids(self.scope)
+        if len(pids) > RECORD_MAX_PER_SESSION:
+            log.warning("Session %s: %d processes left; recording the first %d only.",
+                        self.id, len(pids), RECORD_MAX_PER_SESSION)
+        for pid in pids[:RECORD_MAX_PER_SESSION]:
             info = processes.describe(pid)
             if info is None:
                 continue
@@ -268,7 +279,11 @@ class Session:
             ))
         if not records:
             return
-        self.ctx.leftovers.add(records)
+        try:
+            self.ctx.leftovers.add(records)
+        except LogoutdError as e:  # kept in memory; only the file missed them
+            log.error("Session %s: cannot write its leftovers file (%s); stopping anyway.",
+                      self.id, e.message)
         for record in records:
             self.ctx.ports.audit.record("leftover", **as_dict(record))
         if self.decision.action is StopAction.RECORD:
@@ -333,7 +348,7 @@ class Session:
         self.ctx.ports.processes.release(self.leader)
         self.leader = None
         if self.stopping:
-            self.save()  # stop() returns at once; otherwise its own save records this too
+            self._checkpoint()  # stop() returns at once; otherwise its own save records this too
         self.stop(StopCause.LEADER_EXIT)
         self.gc()
 
@@ -388,3 +403,7 @@ class Session:
     def save(self) -> None:
         if not self.finalized:
             self.ctx.ports.store.save("sessions", self.id, self.to_record())
+
+    def _checkpoint(self) -> None:
+        """Save on the stop path: a failure is logged and retried, and the stop goes on."""
+        checkpoint(f"Session {self.id}", self.save, self.timers)

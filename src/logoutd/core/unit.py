@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.ports import ProcessRef
 from logoutd.core.timers import Timers
@@ -126,7 +127,7 @@ class Unit:
             if timeout != math.inf:  # counted from the SIGTERM round's start, as for sessions
                 self.sigkill_at = self.ctx.ports.clock.now() + timeout
             # Saved before signalling: a crash during the round still kills at the deadline.
-            self.save()
+            self._checkpoint()
             count = cgroups.signal_all(self.cgroup, (signal.SIGTERM, signal.SIGCONT))
             if self.sigkill_at is not None and cgroups.is_populated(self.cgroup):
                 self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
@@ -139,7 +140,7 @@ class Unit:
         """The user stops: it signals (and later kills) the whole subtree, this unit included."""
         if self.state is not UnitState.STOPPING:
             self.state = UnitState.STOPPING
-            self.save()
+            self._checkpoint()
 
     def _on_sigkill_timeout(self) -> None:
         if not self.finalized and self.ctx.ports.cgroups.is_populated(self.cgroup):
@@ -167,7 +168,7 @@ class Unit:
         log.info("Unit %s: main process %d exited (%s).", self.name, self.main.pid,
                  describe_exit(self.exit_status))
         self.main = None
-        self.save()
+        self._checkpoint()
 
     def _on_cgroup_event(self) -> None:
         self.gc()
@@ -225,6 +226,10 @@ class Unit:
     def save(self) -> None:
         if not self.finalized:
             self.ctx.ports.store.save("units", self.key, self.to_record())
+
+    def _checkpoint(self) -> None:
+        """Save on the stop path: a failure is logged and retried, and the stop goes on."""
+        checkpoint(f"Unit {self.name} of user {self.user.name}", self.save, self.timers)
 
 
 def describe_exit(status: int | None) -> str:

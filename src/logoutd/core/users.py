@@ -8,6 +8,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.ports import Account
 from logoutd.core.timers import Timers
@@ -149,13 +150,13 @@ class User:
             if timeout != math.inf:  # counted from the SIGTERM round's start, as for sessions
                 self.sigkill_at = self.ctx.ports.clock.now() + timeout
             # Saved before signalling: a crash during the round still kills at the deadline.
-            self.save()
+            self._checkpoint()
             count = cgroups.signal_all(self.service, (signal.SIGTERM, signal.SIGCONT))
             if count:
                 log.info("User %s: sent SIGTERM to %d processes of its units.", self.name, count)
             if self.sigkill_at is not None and cgroups.is_populated(self.service):
                 self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
-        self.save()
+        self._checkpoint()
         crashpoint("user.stop.term-sent")
         self._try_finalize()
 
@@ -194,7 +195,7 @@ class User:
         if self.ctx.config.remove_ipc and self.uid > SYSTEM_UID_MAX:
             removed = ports.userfiles.remove_ipc(self.uid)
             if removed:
-                log.info("User %s: removed %d IPC objects.", self.name, removed)
+                log.info("User %s: removed %d SysV IPC objects.", self.name, removed)
         ports.store.remove("users", str(self.uid))
         crashpoint("user.finalize.state-removed")
         log.info("User %s logged out.", self.name)
@@ -216,3 +217,7 @@ class User:
     def save(self) -> None:
         if not self.finalized:
             self.ctx.ports.store.save("users", str(self.uid), self.to_record())
+
+    def _checkpoint(self) -> None:
+        """Save on the stop path: a failure is logged and retried, and the stop goes on."""
+        checkpoint(f"User {self.name}", self.save, self.timers)

@@ -14,6 +14,7 @@ from logoutd.config.parse import load_config
 from logoutd.core.manager import Manager
 from logoutd.daemon.runtime import Runtime
 from logoutd.errors import LogoutdError
+from logoutd.escape import EscapingFormatter
 from logoutd.paths import Paths
 from logoutd.system.cgroups import find_cgroup2_mount
 
@@ -53,11 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return install_main(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format=f"logoutd[{os.getpid()}]: %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter(f"logoutd[{os.getpid()}]: %(levelname)s %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     try:
         cgroup_root = args.cgroup_root or _default_cgroup_root()
         paths = Paths(root=args.root, cgroup_root=cgroup_root, runtime_dir=args.runtime_dir,

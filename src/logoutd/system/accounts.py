@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
 import grp
 import logging
 import os
 import pwd
-import shutil
+import secrets
 import subprocess
 from pathlib import Path
 
 from logoutd.config.values import tmpfs_size_bytes
 from logoutd.core.ports import Account
-from logoutd.errors import InvalidArgument
+from logoutd.errors import InvalidArgument, LogoutdError
 
 log = logging.getLogger("logoutd")
 IPC_RMID = 0
+MOUNT_TIMEOUT_SEC = 10  # mount/umount of a tmpfs: root's own tools, on a path we checked
+REMOVE_TIMEOUT_SEC = 300  # the rm child of a runtime dir renamed aside (a user-made tree)
+POSIX_IPC_DIRS = ("/dev/shm", "/dev/mqueue")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -50,36 +55,73 @@ def _account(entry: pwd.struct_passwd) -> Account:
 class UserFiles:
     """Runtime dirs under user_runtime_root (a tmpfs each when the root is /run/user)."""
 
-    def __init__(self, user_runtime_root: Path, linger_dir: Path, tmpfs_size: str = "10%"):
+    def __init__(self, user_runtime_root: Path, linger_dir: Path, tmpfs_size: str = "10%",
+                 ipc_dirs: tuple[str, ...] = POSIX_IPC_DIRS):
         self.root = user_runtime_root
+        self.ipc_dirs = ipc_dirs
         self.linger_dir = linger_dir
         self.tmpfs = user_runtime_root == Path("/run/user")
         self.tmpfs_size = tmpfs_size
+        self._removers: list[subprocess.Popen[bytes]] = []  # rm -rf children of removed dirs
 
     def create_runtime_dir(self, account: Account) -> str:
+        """ROOT/UID, 0700, the user's: a tmpfs where wanted. Never follows a symlink there."""
         path = self.root / str(account.uid)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o755)
-        path.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        os.close(_open_dir(path))  # refuse a symlink or a non-directory before mounting on it
         if self.tmpfs and not os.path.ismount(path):
             page = os.sysconf("SC_PAGE_SIZE")
             size = tmpfs_size_bytes(self.tmpfs_size, page * os.sysconf("SC_PHYS_PAGES"), page)
             options = f"mode=0700,uid={account.uid},gid={account.gid},size={size}"
-            result = subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", f"nosuid,nodev,{options}", "tmpfs", str(path)],
-                capture_output=True, text=True, check=False,
-            )
-            if result.returncode != 0:
-                log.warning("Cannot mount tmpfs on %s, using a plain directory: %s",
-                            path, result.stderr.strip())
-        os.chown(path, account.uid, account.gid)
-        os.chmod(path, 0o700)
+            result = _run(["mount", "-t", "tmpfs", "-o", f"nosuid,nodev,{options}", "tmpfs",
+                           str(path)])
+            if result is not None:
+                log.warning("Cannot mount tmpfs on %s, using a plain directory: %s", path, result)
+        fd = _open_dir(path)  # the tmpfs root if one was mounted
+        try:
+            os.fchown(fd, account.uid, account.gid)
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
         return str(path)
 
     def remove_runtime_dir(self, uid: int) -> None:
+        """Gone from ROOT/UID at once; what the user put in it is freed without the daemon
+        walking it: a tmpfs is lazily unmounted (the kernel frees it), a plain directory is
+        renamed aside and removed by a child process (rm does not follow symlinks)."""
+        self._reap_removers()
         path = self.root / str(uid)
         if os.path.ismount(path):
-            subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
-        shutil.rmtree(path, ignore_errors=True)
+            failed = _run(["umount", "-l", str(path)])
+            if failed is not None:
+                log.warning("Cannot unmount %s: %s", path, failed)
+        try:
+            os.rmdir(path)  # the usual case after the unmount: the empty mount point
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EBUSY):
+                log.warning("Cannot remove runtime dir %s: %s", path, e.strerror)
+                return
+        aside = self.root / f".removing-{uid}-{secrets.token_hex(4)}"
+        try:
+            if os.path.islink(path) or not os.path.isdir(path):
+                os.unlink(path)  # a file or a symlink where the dir was: the link, not its target
+                return
+            os.rename(path, aside)
+        except OSError as e:
+            log.warning("Cannot remove runtime dir %s: %s", path, e.strerror)
+            return
+        self._removers.append(subprocess.Popen(
+            ["timeout", str(REMOVE_TIMEOUT_SEC), "rm", "-rf", "--one-file-system", "--",
+             str(aside)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def _reap_removers(self) -> None:
+        self._removers = [p for p in self._removers if p.poll() is None]
 
     def is_lingering(self, name: str) -> bool:
         return (self.linger_dir / name).exists()
@@ -102,23 +144,43 @@ class UserFiles:
             return []
 
     def remove_ipc(self, uid: int) -> int:
-        """SysV shm, semaphores, queues and POSIX shm/mqueues owned by uid (logind's RemoveIPC=)."""
+        """SysV shm, semaphores and queues owned by uid, now (logind's RemoveIPC=); returns how
+        many. POSIX shm and mqueues (/dev/shm, /dev/mqueue) go in a child process: any user
+        can fill those directories with millions of entries, and the daemon must not list
+        them on its loop at every other user's logout."""
         removed = 0
         for table, func in (("shm", "shmctl"), ("sem", "semctl"), ("msg", "msgctl")):
             removed += _remove_sysv(table, func, uid)
-        for directory in (Path("/dev/shm"), Path("/dev/mqueue")):
-            try:
-                entries = list(os.scandir(directory))
-            except OSError:
-                continue
-            for entry in entries:
-                try:
-                    if entry.stat(follow_symlinks=False).st_uid == uid:
-                        os.unlink(entry.path)
-                        removed += 1
-                except OSError:
-                    continue
+        self._reap_removers()
+        dirs = [d for d in self.ipc_dirs if os.path.isdir(d)]
+        if dirs:
+            self._removers.append(subprocess.Popen(
+                ["timeout", str(REMOVE_TIMEOUT_SEC), "find", *dirs, "-xdev", "-mindepth", "1",
+                 "-maxdepth", "1", "-uid", str(uid), "-exec", "rm", "-rf", "--one-file-system",
+                 "--", "{}", "+"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return removed
+
+
+def _open_dir(path: Path) -> int:
+    """An fd of the directory itself; a symlink or anything else there is refused."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):  # O_DIRECTORY|O_NOFOLLOW: ENOTDIR on a link
+            what = "a symlink" if os.path.islink(path) else "not a directory"
+            raise LogoutdError(f"Refusing runtime dir {path}: it is {what}.") from None
+        raise LogoutdError(f"Cannot open runtime dir {path}: {e.strerror}.") from None
+
+
+def _run(argv: list[str]) -> str | None:
+    """Run a mount tool with a deadline; None on success, else why it failed."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                timeout=MOUNT_TIMEOUT_SEC)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return None if result.returncode == 0 else result.stderr.strip() or f"exit {result.returncode}"
 
 
 def _remove_sysv(table: str, func: str, uid: int) -> int:

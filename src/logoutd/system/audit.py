@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import syslog
 import time
 from typing import Any, TextIO
@@ -35,10 +36,18 @@ class AuditFile:
         if path is None:
             return
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._file = os.fdopen(fd, "a", buffering=1)
+            # No link, no FIFO (whose open would wait for a reader): a regular file or nothing.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                         | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
         except OSError as e:
             log.warning("AuditLog=%s: cannot open it (%s); auditing to syslog only.", path, e.strerror)
+            return
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            log.warning("AuditLog=%s: not a regular file; auditing to syslog only.", path)
+            return
+        os.set_blocking(fd, True)
+        self._file = os.fdopen(fd, "a", buffering=1)
 
     def record(self, event: str, **fields: Any) -> None:
         entry = {"time": round(time.time(), 6), "event": event, **fields}

@@ -3,12 +3,51 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from logoutd.errors import CgroupError, ProcessGone
 from logoutd.system.inotify import Inotify
+
+log = logging.getLogger("logoutd")
+
+# A signal round re-reads cgroup.procs until no new pid appears; a fork storm that ignores the
+# signal would keep it going (and the single-threaded daemon with it). So no pass starts after
+# this many passes or seconds: what is left then is SIGKILLed by cgroup.kill at the deadline.
+SIGNAL_ROUND_MAX_PASSES = 32
+SIGNAL_ROUND_MAX_SEC = 0.25
+
+
+@dataclass(frozen=True)
+class SignalRound:
+    signalled: int  # distinct pids signalled
+    passes: int  # reads of the pid list
+    bounded: bool  # ended by a bound, not by a pass that found no new pid
+
+
+def signal_round(read_pids: Callable[[], Iterable[int]], send: Callable[[int], None],
+                 clock: Callable[[], float] = time.monotonic,
+                 max_passes: int = SIGNAL_ROUND_MAX_PASSES,
+                 max_sec: float = SIGNAL_ROUND_MAX_SEC) -> SignalRound:
+    """Send to every pid read_pids() gives, re-reading until a pass finds no new pid or a bound
+    is reached (the first pass always runs to its end)."""
+    seen: set[int] = set()
+    start = clock()
+    passes = 0
+    while True:
+        passes += 1
+        new = [p for p in read_pids() if p not in seen]
+        if not new:
+            return SignalRound(len(seen), passes, bounded=False)
+        for pid in new:
+            send(pid)
+        seen.update(new)
+        if passes >= max_passes or clock() - start >= max_sec:
+            return SignalRound(len(seen), passes, bounded=True)
 
 
 def find_cgroup2_mount(mounts: str = "/proc/mounts") -> Path:
@@ -105,20 +144,23 @@ class CgroupTree:
             return False
 
     def signal_all(self, path: str, signals: Sequence[int]) -> int:
-        """Signal every process; re-read cgroup.procs until a pass finds no new pid (forks)."""
+        """Signal every process; re-read cgroup.procs until a pass finds no new pid (forks),
+        within SIGNAL_ROUND_MAX_PASSES and SIGNAL_ROUND_MAX_SEC."""
         me = os.getpid()
-        seen: set[int] = set()
-        while True:
-            new = [p for p in self.pids(path) if p not in seen and p > 1 and p != me]
-            if not new:
-                return len(seen)
-            for pid in new:
-                for signo in signals:
-                    try:
-                        os.kill(pid, signo)
-                    except ProcessLookupError:
-                        break
-            seen.update(new)
+
+        def send(pid: int) -> None:
+            for signo in signals:
+                try:
+                    os.kill(pid, signo)
+                except ProcessLookupError:
+                    break
+
+        result = signal_round(lambda: (p for p in self.pids(path) if p > 1 and p != me), send)
+        if result.bounded:
+            log.warning("Signalling %s: new processes kept appearing (a fork storm?); stopped "
+                        "after %d passes and %d processes. What is left is killed at the stop "
+                        "deadline (cgroup.kill).", path, result.passes, result.signalled)
+        return result.signalled
 
     def kill(self, path: str) -> None:
         try:

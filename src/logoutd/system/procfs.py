@@ -12,6 +12,10 @@ from logoutd.core.ports import ProcessInfo, ProcessRef
 from logoutd.errors import ProcessGone
 
 AUDIT_SESSION_UNSET = 4294967295
+# A process sets its own command line (up to 6 MiB with a raised stack limit) and exe path; a
+# leftovers record keeps this much of each, so 10 000 records stay a few MiB.
+CMDLINE_MAX = 2048  # bytes read from /proc/PID/cmdline
+EXE_MAX = 1024  # characters of /proc/PID/exe kept
 
 
 def read_stat(pid: int, proc: Path = Path("/proc")) -> list[str]:
@@ -111,7 +115,8 @@ class ProcessTable:
         try:
             stat = read_stat(pid, self._proc)
             comm = (base / "comm").read_text().rstrip("\n")
-            raw = (base / "cmdline").read_bytes()
+            with open(base / "cmdline", "rb") as f:
+                raw = f.read(CMDLINE_MAX + 1)
             status = (base / "status").read_text()
             uid = base.stat().st_uid
         except (OSError, ProcessGone):
@@ -122,7 +127,11 @@ class ProcessTable:
             exe = ""  # kernel threads, or another mount namespace's binary we may not read
         ignored = next((int(line.split()[1], 16) for line in status.splitlines()
                         if line.startswith("SigIgn:")), 0)
-        cmdline = " ".join(a.decode(errors="replace") for a in raw.split(b"\0") if a)
+        cmdline = " ".join(a.decode(errors="replace") for a in raw[:CMDLINE_MAX].split(b"\0") if a)
+        if len(raw) > CMDLINE_MAX:
+            cmdline += "…"
+        if len(exe) > EXE_MAX:
+            exe = exe[:EXE_MAX] + "…"
         return ProcessInfo(
             pid=pid, ppid=int(stat[1]), uid=uid, comm=comm, cmdline=cmdline, exe=exe,
             start_time=self._boot_time() + int(stat[19]) / os.sysconf("SC_CLK_TCK"),
@@ -140,6 +149,8 @@ class ProcessTable:
         return self._btime
 
     def tty_idle_since(self, tty: str) -> float | None:
+        if tty.startswith("/") or ".." in tty.split("/"):
+            return None  # a PAM_TTY naming something outside /dev is no tty to stat
         try:
             return os.stat(f"/dev/{tty}").st_atime
         except OSError:

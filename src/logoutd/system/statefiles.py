@@ -91,9 +91,13 @@ class StateStore:
             kept = self._read_lines(path)[-keep:]
             write_atomic(path, "".join(line + "\n" for line in kept))
             count = len(kept)
-        with open(path, "a", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC, 0o600)) as f:
-            for record in records:
-                f.write(json.dumps(record, sort_keys=True) + "\n")
+        try:
+            with open(path, "a", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC, 0o600)) as f:
+                for record in records:
+                    f.write(json.dumps(record, sort_keys=True) + "\n")
+        except OSError as e:
+            self._line_counts.pop(kind, None)  # part may be written: count again next time
+            raise LogoutdError(f"Cannot append to state file {path}: {e.strerror or e}.") from e
         self._line_counts[kind] = count + len(records)
 
     def load_lines(self, kind: str, limit: int) -> list[dict[str, Any]]:

@@ -36,7 +36,14 @@ from logoutd.cli.ctl import (
     terminate_user,
     user_status,
 )
-from logoutd.cli.output import HIGHLIGHT_RED, NORMAL, Output, terminal_width, wants_colour
+from logoutd.cli.output import (
+    HIGHLIGHT_RED,
+    NORMAL,
+    Output,
+    shown,
+    terminal_width,
+    wants_colour,
+)
 from logoutd.cli.verb import Invocation, Verb
 from logoutd.errors import InvalidArgument, LogoutdError
 
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
         with Client(options.socket or default_socket(env)) as client:
             return verb.run(Invocation(client, words, options, output, env))
     except LogoutdError as e:
-        message = e.message
+        message = shown(e.message)
         if wants_colour(err, env):
             message = f"{HIGHLIGHT_RED}{message}{NORMAL}"
         err.write(message + "\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from logoutd.cli import cgls
-from logoutd.cli.output import Output, format_since
+from logoutd.cli.output import Output, format_since, shown
 from logoutd.cli.verb import Invocation, Verb
 
 
@@ -36,11 +36,12 @@ def print_status(inv: Invocation, kind: str, objects: list[dict[str, Any]], cgro
 
 def render(output: Output, s: dict[str, Any], root: Path, show_all: bool = False) -> list[str]:
     """print_session_status_info() of loginctl, line for line (tabs included)."""
+    s = {k: shown(v) if isinstance(v, str) else v for k, v in s.items()}
     lines = [f"{s['id']} - {s['user']} ({s['uid']})"]
     if s["timestamp"]:
         lines.append(f"\t   Since: {format_since(s['timestamp'])}")
     if s["leader"]:
-        comm = cgls.comm(s["leader"])
+        comm = shown(cgls.comm(s["leader"]))
         lines.append(f"\t  Leader: {s['leader']}" + (f" ({comm})" if comm else ""))
     if s["tty"]:
         lines.append(f"\t     TTY: {s['tty']}")
