@@ -104,7 +104,8 @@ def test_a_fifo_at_the_log_path_fails_at_once_and_nobody_waits(env, user, user2,
     attack = (
         f"rt={runtime}; d=$rt/logoutd; mkdir -p $d && mkfifo $d/fifo.service.log "
         "$d/held.service.log; "
-        "sleep 1000 3<>$d/held.service.log >/dev/null 2>&1 </dev/null & _p=$!; _comm $_p sleep; echo \"PID reader $_p\"; "
+        "sleep 1000 3<>$d/held.service.log >/dev/null 2>&1 </dev/null & _p=$!; "
+        "_comm $_p sleep; echo \"PID reader $_p\"; "
         "( for n in fifo held; do t0=$EPOCHREALTIME; "
         f"{ctl} run --unit $n -- sleep 100 >$rt/$n.out 2>&1; "
         'echo "RC $? $t0 $EPOCHREALTIME" >>$rt/$n.out; done ) >/dev/null 2>&1 </dev/null & _a=$!'

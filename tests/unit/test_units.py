@@ -519,3 +519,29 @@ def test_stopped_while_starting(core: Core) -> None:
     assert unit.state is UnitState.STOPPING and not unit.finalized  # still spawning
     spawner.report(pid)  # it had exec'd just before
     assert outcomes == [None] and unit.finalized and unit.state is UnitState.STOPPING
+
+
+def test_a_failed_save_after_the_fork_still_ends_the_start(core: Core) -> None:
+    """The state filesystem refuses the save after the fork: the caller gets that error, and
+    the child's report still settles the unit (here: it exec'd, so it runs and is watched)."""
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    real_save, calls = core.store.save, []
+
+    def save(kind: str, key: str, record: dict[str, object]) -> None:
+        calls.append(record.get("main_pid"))
+        if record.get("main_pid") is not None and len(calls) == 2:
+            raise LogoutdError("Cannot write the state: No space left on device.")
+        real_save(kind, key, record)
+
+    core.store.save = save  # type: ignore[method-assign]
+    outcomes: list[LogoutdError | None] = []
+    with pytest.raises(LogoutdError, match="No space left"):
+        start(core, ["sleep", "100"], "full", outcomes=outcomes)
+    unit = core.manager.units.find(1000, "full")
+    assert unit is not None and unit.main is not None and unit.main.pid in spawner.pending
+    spawner.report(unit.main.pid)
+    assert outcomes == [None] and unit.state is UnitState.ACTIVE
+    core.world.exit(unit.main.pid)
+    assert unit.finalized

@@ -364,7 +364,11 @@ class Service:
             else:
                 answer.set_result(self._started(unit))
 
-        self.manager.units.start_service(caller.uid, argv, name, env, cwd, started)
+        try:
+            self.manager.units.start_service(caller.uid, argv, name, env, cwd, started)
+        except BaseException:
+            answer.cancel()  # answered with this error; the outcome, later, goes nowhere
+            raise
         return answer
 
     def _started(self, unit: Unit) -> dict[str, Any]:

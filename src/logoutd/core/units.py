@@ -179,20 +179,26 @@ class Units:
         # Our child: its pid cannot be reused while unreaped. Gone already: the report says why.
         with contextlib.suppress(ProcessGone):
             unit.main = ports.processes.pin(pid)
-        unit.save()
         command = " ".join(argv)
 
         def reported(error: LogoutdError | None) -> None:
-            if error is None:
-                unit.start_confirmed()
-                crashpoint("unit.service.confirmed")
-                log.info("Started %s of user %s: %s (pid %d).", full, user.name, command, pid)
-            else:
-                log.info("Unit %s of user %s did not start: %s", full, user.name, error.message)
-                unit.start_failed()
-            on_started(unit, error)
+            try:
+                if error is None:
+                    unit.start_confirmed()
+                    crashpoint("unit.service.confirmed")
+                    log.info("Started %s of user %s: %s (pid %d).", full, user.name, command,
+                             pid)
+                else:
+                    log.info("Unit %s of user %s did not start: %s", full, user.name,
+                             error.message)
+                    unit.start_failed()
+            finally:  # the caller is answered even if saving the outcome failed
+                on_started(unit, error)
 
-        ports.spawner.watch_start(pid, reported)
+        try:
+            unit.save()
+        finally:  # watched even then: the child's outcome still ends the start
+            ports.spawner.watch_start(pid, reported)
         return unit
 
     def _owner(self, pid: int) -> int:
