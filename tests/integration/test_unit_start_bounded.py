@@ -245,3 +245,24 @@ def test_symlinks_at_the_log_or_its_directory_are_refused(env, user, start_daemo
     assert not logfile.is_symlink() and logfile.stat().st_uid == user.uid
     daemon.wait_for(lambda: not units_of(daemon, user), 5, "the finished unit to go")
     assert_no_traceback(daemon)
+
+
+def test_failures_before_exec_keep_their_messages(env, user, start_daemon):
+    """The report is read differently now; what it says is not: one line, the right code."""
+    daemon = start_daemon()
+    daemon.call("set_linger", uid=user.uid, enable=True)
+    cases = [
+        ({"argv": ["no-such-command-x"]}, "invalid_argument",
+         f"Cannot run 'no-such-command-x' as user {user.name}: No such file or directory."),
+        ({"argv": ["true"], "cwd": "/no/such/dir"}, "invalid_argument",
+         f"Cannot use working directory '/no/such/dir' as user {user.name}: No such file or "
+         "directory."),
+        ({"argv": ["true"], "cwd": "/root"}, "invalid_argument",
+         f"Cannot use working directory '/root' as user {user.name}: Permission denied."),
+    ]
+    for params, code, message in cases:
+        result = answer(call_as(env, user, "start_unit", **params))
+        assert (result["ok"], result.get("code"), result.get("message")) == (False, code, message)
+        assert result["seconds"] < 2.0, result
+    assert units_of(daemon, user) == []
+    assert_no_traceback(daemon)
