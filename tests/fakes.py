@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from logoutd.core.ports import Account, ProcessInfo, ProcessRef, SpawnRequest
+from logoutd.core.ports import Account, ProcessInfo, ProcessRef, SpawnDone, SpawnRequest
 from logoutd.errors import LogoutdError, ProcessGone
 
 
@@ -146,6 +146,10 @@ class FakeProcesses:
     def audit_session_id(self, pid: int) -> int | None:
         proc = self.world.procs.get(pid)
         return proc.sessionid if proc else None
+
+    def owner(self, pid: int) -> int | None:
+        proc = self.world.procs.get(pid)
+        return proc.uid if proc is not None and proc.alive else None
 
     def describe(self, pid: int) -> ProcessInfo | None:
         proc = self.world.procs.get(pid)
@@ -337,20 +341,37 @@ class FakeUserFiles:
 
 
 class FakeSpawner:
-    """Spawns a FakeProcess of the requested uid straight into the unit's cgroup."""
+    """Spawns a FakeProcess of the requested uid straight into the unit's cgroup. The child's
+    report comes at once (exec'd, or `fail`); with `hold`, when the test calls report()."""
 
     def __init__(self, world: World) -> None:
         self.world = world
         self.requests: list[SpawnRequest] = []
         self.reaped: list[int] = []
         self.exit_codes: dict[int, int] = {}  # pid -> what reap() reports
-        self.fail: Exception | None = None
+        self.refuse: Exception | None = None  # raised by spawn() itself (e.g. fork failed)
+        self.fail: LogoutdError | None = None  # what the child reports (it exits)
+        self.hold = False
+        self.pending: dict[int, SpawnDone] = {}
 
     def spawn(self, request: SpawnRequest) -> int:
-        if self.fail is not None:
-            raise self.fail
+        if self.refuse is not None:
+            raise self.refuse
         self.requests.append(request)
         return self.world.spawn(uid=request.uid, cgroup=self.world.abs(request.cgroup)).pid
+
+    def watch_start(self, pid: int, done: SpawnDone) -> None:
+        self.pending[pid] = done
+        if not self.hold:
+            self.report(pid, self.fail)
+
+    def report(self, pid: int, error: LogoutdError | None = None, *, exited: bool = True) -> None:
+        """The child exec'd (None) or failed; a failed child has exited and been reaped unless
+        `exited` is False (killed, but not gone yet)."""
+        done = self.pending.pop(pid)
+        if error is not None and exited:
+            self.world.exit(pid, notify=False)
+        done(error)
 
     def reap(self, pid: int) -> int | None:
         self.reaped.append(pid)

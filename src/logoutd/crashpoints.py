@@ -3,12 +3,16 @@
 LOGOUTD_CRASH_AT=name (the first time the step is reached) or name:N (the N-th time) makes
 `crashpoint(name)` kill the daemon with SIGKILL at that instant, as a crash would. The variable
 is read once at import; unset, a crashpoint costs one comparison.
+
+LOGOUTD_STALL_AT=name (or name:SECONDS, default 3600) makes `stallpoint(name)` sleep there: a
+spawned child stuck at one of its steps, for the tests of the spawn deadline.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 # Every point the code calls (tests check this list against the source).
 CRASHPOINTS: tuple[str, ...] = (
@@ -33,6 +37,16 @@ CRASHPOINTS: tuple[str, ...] = (
     "unit.new.intent-saved",
     "unit.scope.moved",
     "unit.service.spawned",
+    "unit.service.confirmed",
+)
+
+# Every stall point: a spawned child's steps (system/spawn.py), after it reported the stage.
+STALLPOINTS: tuple[str, ...] = (
+    "spawn.child.cgroup",
+    "spawn.child.setup",
+    "spawn.child.log",
+    "spawn.child.cwd",
+    "spawn.child.exec",
 )
 
 
@@ -46,7 +60,18 @@ def _parse(value: str) -> tuple[str, int] | None:
         return name, 1
 
 
+def _parse_stall(value: str) -> tuple[str, float] | None:
+    if not value:
+        return None
+    name, _, seconds = value.partition(":")
+    try:
+        return name, float(seconds) if seconds else 3600.0
+    except ValueError:
+        return name, 3600.0
+
+
 _TARGET = _parse(os.environ.get("LOGOUTD_CRASH_AT", ""))
+_STALL = _parse_stall(os.environ.get("LOGOUTD_STALL_AT", ""))
 _hits = 0
 
 
@@ -60,3 +85,9 @@ def crashpoint(name: str) -> None:
         return
     os.write(2, f"logoutd[{os.getpid()}]: CRASHPOINT {name}:{_hits} reached, SIGKILL\n".encode())
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def stallpoint(name: str) -> None:
+    """Sleep if LOGOUTD_STALL_AT names this point."""
+    if _STALL is not None and _STALL[0] == name:
+        time.sleep(_STALL[1])

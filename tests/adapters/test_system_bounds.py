@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,11 @@ def test_a_huge_command_line_is_read_only_up_to_the_cap() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
                               *(["y" * 4000] * 100)])
     try:
+        for _ in range(500):  # until the child has exec'd (before, /proc shows pytest's argv)
+            with open(f"/proc/{child.pid}/cmdline", "rb") as f:
+                if b"time.sleep" in f.read(200):
+                    break
+            time.sleep(0.01)
         info = ProcessTable().describe(child.pid)
     finally:
         child.kill()

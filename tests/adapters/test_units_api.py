@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
+import time
 from typing import Any, NoReturn
 
 import pytest
 
 from logoutd.api.client import Client
+from logoutd.api.protocol import encode_request
 from logoutd.cli.ctl import main
 from logoutd.cli.ctl import run as run_verb
 from logoutd.config.model import Config
 from logoutd.core.ports import Account
-from logoutd.errors import InvalidArgument, ProcessGone
+from logoutd.errors import InvalidArgument, LogoutdError, ProcessGone
 from tests.adapters.conftest import Served
 from tests.adapters.test_api import open_session
 from tests.adapters.test_cli import Terminal
@@ -164,3 +167,43 @@ def test_cli_policy_denial(served: Served, me: FakeProcess) -> None:
     assert rc == 4 and out == ""
     assert err == ("Keeping processes after logout is denied: user tester is not in "
                    "KeepAllowUsers=alice KeepAllowGroups=(empty).\n")
+
+
+def test_start_unit_answers_when_the_child_reports_and_the_loop_serves_meanwhile(
+        served: Served, me: FakeProcess) -> None:
+    spawner: FakeSpawner = served.core.ports.spawner  # type: ignore[assignment]
+    spawner.hold = True
+    with socket.socket(socket.AF_UNIX) as waiting, Client(served.socket, timeout=1) as other:
+        waiting.settimeout(5)
+        waiting.connect(str(served.socket))
+        waiting.sendall(encode_request("start_unit", {"argv": ["sleep", "1"], "name": "slow"}))
+        wait_until(lambda: spawner.pending)
+        assert other.call("status")["pid"] == os.getpid()  # answered while start_unit waits
+        [unit] = other.call("list_units")["units"]
+        assert (unit["name"], unit["state"]) == ("slow.service", "starting")
+        waiting.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            waiting.recv(1)  # no answer before the child's report
+        waiting.settimeout(5)
+        [pid] = spawner.pending
+        served.run(spawner.report, pid)
+        answer = json.loads(waiting.makefile("rb").readline())
+        assert answer["ok"] and answer["result"]["unit"]["state"] == "active", answer
+        assert answer["result"]["log"].endswith("/logoutd/slow.service.log")
+
+        waiting.sendall(encode_request("start_unit", {"argv": ["sleep", "1"], "name": "stuck"}))
+        wait_until(lambda: spawner.pending)
+        [pid] = spawner.pending
+        message = ("Starting stuck.service as user tester did not finish within 5 s (stuck "
+                   "entering the working directory /x); it was killed.")
+        served.run(spawner.report, pid, LogoutdError(message))
+        answer = json.loads(waiting.makefile("rb").readline())
+        assert answer["error"] == {"code": "failed", "message": message}, answer
+        assert [u["name"] for u in other.call("list_units")["units"]] == ["slow.service"]
+
+
+def wait_until(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

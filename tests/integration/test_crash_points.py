@@ -34,7 +34,8 @@ REACHES = {  # the points each scenario goes through (occurrence 1)
     "logout": _SESSION - {"session.stop.sigkill-timeout"},
     "stubborn": _SESSION,
     "unit": _SESSION - {"session.stop.sigkill-timeout"}
-    | {"unit.new.intent-saved", "unit.service.spawned", "counter.reserved"},
+    | {"unit.new.intent-saved", "unit.service.spawned", "unit.service.confirmed",
+       "counter.reserved"},
     "scope": _SESSION - {"session.stop.sigkill-timeout"}
     | {"unit.new.intent-saved", "unit.scope.moved", "counter.reserved"},
     "linger": {"linger.set", "user.start.runtime-dir", "user.stop.term-sent",

@@ -58,11 +58,17 @@ def units_of(daemon: Any, user: Any) -> list[dict[str, Any]]:
     return [u for u in daemon.call("list_units")["units"] if u["uid"] == user.uid]
 
 
+def started_units_of(daemon: Any, user: Any) -> list[dict[str, Any]] | None:
+    """The user's units once none is starting (a start is answered when its child exec'd)."""
+    units = units_of(daemon, user)
+    return units if units and all(u["state"] != "starting" for u in units) else None
+
+
 def start_unit_in_session(env, pam, user, daemon, words: str):  # type: ignore[no-untyped-def]
     login = env.login("su", pam, user, script(extra=tagged_ctl(env, "run", words)))
     login.wait_ready()
     session = daemon.wait_session(user.name)
-    [unit] = daemon.wait_for(lambda: units_of(daemon, user) or None, 10, "the unit")
+    [unit] = daemon.wait_for(lambda: started_units_of(daemon, user), 10, "the unit")
     procs = [Proc.of(pid, unit["name"]) for pid in unit["pids"]]
     env.track(procs)
     return login, session, unit, procs
@@ -204,7 +210,7 @@ def test_run_wait_across_a_daemon_restart_still_waits_and_exits_1(env, user, pam
     it, and, its result having been in the old daemon's memory, ends with status 1."""
     login = env.login("su", pam, user,
                       script(extra=tagged_ctl(env, "wait", "run --unit w --wait -- sleep 3")))
-    [unit] = daemon.wait_for(lambda: units_of(daemon, user) or None, 10, "the unit")
+    [unit] = daemon.wait_for(lambda: started_units_of(daemon, user), 10, "the unit")
     env.track(Proc.of(pid, unit["name"]) for pid in unit["pids"])
     daemon.kill()
     daemon.start()

@@ -8,8 +8,16 @@ import pytest
 
 from logoutd.config.model import Config
 from logoutd.core.manager import SessionRequest
-from logoutd.core.unit import UnitKind, UnitState, unit_name
-from logoutd.errors import AccessDenied, InvalidArgument, LogoutdError, NoSuchUser, ProcessGone
+from logoutd.core.unit import Unit, UnitKind, UnitState, unit_name
+from logoutd.core.units import MAX_STARTING
+from logoutd.errors import (
+    AccessDenied,
+    InvalidArgument,
+    LimitsExceeded,
+    LogoutdError,
+    NoSuchUser,
+    ProcessGone,
+)
 from tests.fakes import FakeProcess, FakeSpawner
 from tests.unit.conftest import Core, make_core
 
@@ -34,6 +42,15 @@ def with_spawner(core: Core) -> FakeSpawner:
     spawner = FakeSpawner(core.world)
     core.ports.spawner = spawner
     return spawner
+
+
+def start(core: Core, argv: list[str], name: str | None = None, env: dict[str, str] | None = None,
+          cwd: str | None = None, uid: int = 1000,
+          outcomes: list[LogoutdError | None] | None = None) -> Unit:
+    """start_service as the API calls it; what the spawner reported goes to `outcomes`."""
+    told = outcomes if outcomes is not None else []
+    return core.manager.units.start_service(uid, argv, name, env or {}, cwd,
+                                            lambda unit, error: told.append(error))
 
 
 @pytest.mark.parametrize(("name", "kind", "full"), [
@@ -109,7 +126,7 @@ def test_policy_denial_changes_nothing() -> None:
     assert e.value.message == ("Keeping processes after logout is denied: user alice is not in "
                                "KeepAllowUsers=bob KeepAllowGroups=(empty).")
     with pytest.raises(AccessDenied):
-        core.manager.units.start_service(1000, ["sleep", "1"], None, {}, None)
+        start(core, ["sleep", "1"], None, {}, None)
     assert shell.cgroup == before
     assert not [k for k in core.store.data if k[0] == "units"]
     assert not [d for d in core.world.dirs if "app.slice" in d]
@@ -145,7 +162,7 @@ def test_a_user_without_session_or_linger_cannot_start_units(core: Core) -> None
 def test_service_is_spawned_as_the_user_in_its_cgroup(core: Core) -> None:
     spawner = with_spawner(core)
     login(core)
-    unit = core.manager.units.start_service(1000, ["sleep", "100"], "backup", {"A": "b"}, None)
+    unit = start(core, ["sleep", "100"], "backup", {"A": "b"}, None)
     request = spawner.requests[0]
     assert request.cgroup == f"{APP}/backup.service" == unit.cgroup
     assert (request.uid, request.gid, request.user, request.cwd) == (1000, 1000, "alice",
@@ -175,7 +192,7 @@ def test_service_arguments_are_checked(core: Core, argv: list[str], cwd: str | N
     with_spawner(core)
     login(core)
     with pytest.raises(InvalidArgument) as e:
-        core.manager.units.start_service(1000, argv, None, env, cwd)
+        start(core, argv, None, env, cwd)
     assert e.value.message == message
 
 
@@ -184,11 +201,17 @@ def test_failed_spawn_leaves_nothing(core: Core) -> None:
     login(core)
     spawner.fail = InvalidArgument("Cannot use working directory '/x' as user alice: No such "
                                    "file or directory.")
-    with pytest.raises(InvalidArgument):
-        core.manager.units.start_service(1000, ["true"], "x", {}, "/x")
+    outcomes: list[LogoutdError | None] = []
+    unit = start(core, ["true"], "x", {}, "/x", outcomes=outcomes)
+    assert outcomes == [spawner.fail] and unit.finalized
     assert not core.manager.users[1000].units
     assert not [k for k in core.store.data if k[0] == "units"]
     assert not core.cgroups.exists(f"{APP}/x.service")
+    assert core.manager.units.result(1000, "x") is None  # the caller got the error, no result
+    spawner.fail, spawner.refuse = None, OSError(11, "fork failed")
+    with pytest.raises(OSError):
+        start(core, ["true"], "y")
+    assert not core.manager.users[1000].units and not core.cgroups.exists(f"{APP}/y.service")
 
 
 def test_units_survive_logout_and_end_with_the_user() -> None:
@@ -248,7 +271,7 @@ def test_restore_after_restart() -> None:
     spawner = with_spawner(core)
     sid, shell = login(core)
     scope = core.manager.units.start_scope(1000, shell.pid, "keep")
-    service = core.manager.units.start_service(1000, ["sleep", "1000"], "svc", {}, None)
+    service = start(core, ["sleep", "1000"], "svc", {}, None)
     gone = core.manager.units.start_scope(1000, core.world.spawn(cgroup=core.world.abs(
         f"user.slice/user-1000.slice/session-{sid}.scope")).pid, "gone")
     assert service.main is not None
@@ -283,7 +306,7 @@ def test_a_service_ends_with_its_main_process_and_keeps_its_result() -> None:
     core = make_core(Config(user_stop_timeout_sec=3))
     spawner = with_spawner(core)
     login(core)
-    unit = core.manager.units.start_service(1000, ["job"], "job", {}, None)
+    unit = start(core, ["job"], "job", {}, None)
     assert unit.main is not None
     main_pid = unit.main.pid
     child = core.world.spawn(cgroup=core.world.abs(unit.cgroup))
@@ -308,7 +331,7 @@ def test_service_results(code: int | None, result: str) -> None:
     core = make_core()
     spawner = with_spawner(core)
     login(core)
-    unit = core.manager.units.start_service(1000, ["job"], None, {}, None)
+    unit = start(core, ["job"], None, {}, None)
     assert unit.main is not None
     if code is not None:
         spawner.exit_codes[unit.main.pid] = code
@@ -322,7 +345,7 @@ def test_a_service_whose_main_exited_while_logoutd_was_down_is_stopped_on_restar
     core = make_core()
     with_spawner(core)
     login(core)
-    unit = core.manager.units.start_service(1000, ["job"], "job", {}, None)
+    unit = start(core, ["job"], "job", {}, None)
     assert unit.main is not None
     left = core.world.spawn(cgroup=core.world.abs(unit.cgroup))
     core.world.exit(unit.main.pid, notify=False)  # while the daemon is down
@@ -376,3 +399,149 @@ def test_stopping_user_saves_its_sigkill_deadline_before_signalling() -> None:
         user.stop(force=False)
     saved = core.store.data[("users", "1000")]
     assert saved["sigkill_at"] == pytest.approx(core.clock.now() + 5)
+
+
+# -- starting: the API answers once the child reported, never waiting on it ------------------
+
+
+def test_a_service_is_starting_until_its_child_reports(core: Core) -> None:
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    outcomes: list[LogoutdError | None] = []
+    unit = start(core, ["sleep", "100"], "backup", outcomes=outcomes)
+    assert unit.state is UnitState.STARTING and unit.spawning and outcomes == []
+    assert core.store.data[("units", unit.key)]["state"] == "starting"
+    assert unit.main is not None and unit.main.pid in spawner.pending
+    # The cgroup is empty until the child has moved itself in: no collecting meanwhile.
+    core.world.exit(unit.main.pid, notify=False)
+    unit.gc()
+    assert not unit.finalized and core.manager.units.find(1000, "backup") is unit
+    core.world.procs[unit.main.pid].alive = True
+    spawner.report(unit.main.pid)
+    assert outcomes == [None] and unit.state is UnitState.ACTIVE and not unit.spawning
+    assert core.store.data[("units", unit.key)]["state"] == "active"
+    core.world.exit(unit.main.pid)  # watched from now on: it ends with its main process
+    assert unit.finalized and core.manager.units.result(1000, "backup") is not None
+
+
+def test_a_start_that_timed_out_is_undone(core: Core) -> None:
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    outcomes: list[LogoutdError | None] = []
+    unit = start(core, ["sleep", "100"], "backup", outcomes=outcomes)
+    assert unit.main is not None
+    pid = unit.main.pid
+    error = LogoutdError("Starting backup.service as user alice did not finish within 5 s "
+                         "(stuck opening the log /run/user/1000/logoutd/backup.service.log); it "
+                         "was killed.")
+    spawner.report(pid, error)
+    assert outcomes == [error] and unit.finalized and unit.state is UnitState.FAILED
+    assert not core.cgroups.exists(unit.cgroup) and ("units", unit.key) not in core.store.data
+    assert not [r for r in core.processes.pinned if r.pid == pid]
+    assert core.manager.units.result(1000, "backup") is None
+    assert not core.manager.users[1000].units
+
+
+def test_a_failed_start_whose_child_is_not_gone_yet_is_killed_then_removed(core: Core) -> None:
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    outcomes: list[LogoutdError | None] = []
+    unit = start(core, ["sleep", "100"], "slow", outcomes=outcomes)
+    assert unit.main is not None
+    spawner.report(unit.main.pid, LogoutdError("timed out"), exited=False)
+    assert outcomes and core.cgroups.kills == [unit.cgroup]
+    assert unit.finalized and not core.cgroups.exists(unit.cgroup)  # the fake kill is at once
+    assert core.manager.units.result(1000, "slow") is None
+
+
+def test_starts_in_flight_are_capped_per_user(core: Core) -> None:
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    login(core, 1001)
+    units = [start(core, ["sleep", "1"]) for _ in range(MAX_STARTING)]
+    granted = len(core.audit.events("keep"))
+    with pytest.raises(LimitsExceeded) as e:
+        start(core, ["sleep", "1"], "fifth")
+    assert e.value.message == ("Too many units starting for user alice (at most 4 at a time): "
+                               "try again once they have started.")
+    assert core.manager.units.find(1000, "fifth") is None
+    assert len(core.audit.events("keep")) == granted  # refused before policy, nothing audited
+    assert not core.cgroups.exists(f"{APP}/fifth.service")
+    assert start(core, ["sleep", "1"], uid=1001).state is UnitState.STARTING  # bob is not alice
+    first = units[0]
+    assert first.main is not None
+    spawner.report(first.main.pid)
+    assert start(core, ["sleep", "1"], "fifth").state is UnitState.STARTING
+
+
+def test_a_start_never_confirmed_before_a_restart_is_killed() -> None:
+    core = make_core(Config(user_stop_delay_sec=60))
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    unit = start(core, ["sleep", "100"], "lost")
+    assert unit.main is not None
+    child = core.world.procs[unit.main.pid]
+    manager = core.restart()  # the old daemon died before the child's report
+    assert not child.alive and core.cgroups.kills == [unit.cgroup]
+    assert manager.units.find(1000, "lost") is None
+    assert ("units", unit.key) not in core.store.data and not core.cgroups.exists(unit.cgroup)
+    assert manager.units.result(1000, "lost") is None and not manager.users[1000].finalized
+
+
+def test_an_unconfirmed_start_whose_child_died_with_the_daemon_is_removed_on_restart() -> None:
+    """The child lost its report pipe with the daemon and exited: an empty cgroup is left."""
+    core = make_core(Config(user_stop_delay_sec=60))
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    unit = start(core, ["true"], "half")
+    assert unit.main is not None
+    core.world.exit(unit.main.pid, notify=False)
+    manager = core.restart()
+    assert manager.units.find(1000, "half") is None and not core.cgroups.kills
+    assert not core.cgroups.exists(unit.cgroup) and ("units", unit.key) not in core.store.data
+
+
+def test_stopped_while_starting(core: Core) -> None:
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    outcomes: list[LogoutdError | None] = []
+    unit = start(core, ["sleep", "100"], "brief", outcomes=outcomes)
+    assert unit.main is not None
+    pid = unit.main.pid
+    assert unit.stop() == 1  # SIGTERM: the fake child ends
+    assert unit.state is UnitState.STOPPING and not unit.finalized  # still spawning
+    spawner.report(pid)  # it had exec'd just before
+    assert outcomes == [None] and unit.finalized and unit.state is UnitState.STOPPING
+
+
+def test_a_failed_save_after_the_fork_still_ends_the_start(core: Core) -> None:
+    """The state filesystem refuses the save after the fork: the caller gets that error, and
+    the child's report still settles the unit (here: it exec'd, so it runs and is watched)."""
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    real_save, calls = core.store.save, []
+
+    def save(kind: str, key: str, record: dict[str, object]) -> None:
+        calls.append(record.get("main_pid"))
+        if record.get("main_pid") is not None and len(calls) == 2:
+            raise LogoutdError("Cannot write the state: No space left on device.")
+        real_save(kind, key, record)
+
+    core.store.save = save  # type: ignore[method-assign]
+    outcomes: list[LogoutdError | None] = []
+    with pytest.raises(LogoutdError, match="No space left"):
+        start(core, ["sleep", "100"], "full", outcomes=outcomes)
+    unit = core.manager.units.find(1000, "full")
+    assert unit is not None and unit.main is not None and unit.main.pid in spawner.pending
+    spawner.report(unit.main.pid)
+    assert outcomes == [None] and unit.state is UnitState.ACTIVE
+    core.world.exit(unit.main.pid)
+    assert unit.finalized

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +48,13 @@ class Param:
     required: bool = False
 
 
+# A method's result; an awaitable one where the answer waits (on a child, with a deadline).
+Answer = dict[str, Any] | Awaitable[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Method:
-    handler: Callable[..., dict[str, Any]]
+    handler: Callable[..., Answer]
     params: dict[str, Param] = field(default_factory=dict)
     doc: str = ""
 
@@ -188,7 +193,7 @@ class Service:
                                 "(a user sees only its own; root every user's)."),
         }
 
-    def call(self, caller: Caller, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def call(self, caller: Caller, method: str, params: dict[str, Any]) -> Answer:
         spec = self.methods.get(method)
         if spec is None:
             raise InvalidArgument(f"Unknown method '{method}'.")
@@ -348,9 +353,24 @@ class Service:
         return self._started(unit)
 
     def start_unit(self, caller: Caller, *, argv: list[str], name: str | None,
-                   env: dict[str, str], cwd: str | None) -> dict[str, Any]:
-        unit = self.manager.units.start_service(caller.uid, argv, name, env, cwd)
-        return self._started(unit)
+                   env: dict[str, str], cwd: str | None) -> Awaitable[dict[str, Any]]:
+        """Answered once the child exec'd or failed; the loop serves everyone meanwhile."""
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def started(unit: Unit, error: LogoutdError | None) -> None:
+            if answer.done():  # the connection's task was cancelled (the server closing)
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(self._started(unit))
+
+        try:
+            self.manager.units.start_service(caller.uid, argv, name, env, cwd, started)
+        except BaseException:
+            answer.cancel()  # answered with this error; the outcome, later, goes nowhere
+            raise
+        return answer
 
     def _started(self, unit: Unit) -> dict[str, Any]:
         """The unit, and what the user is told: where its output goes, when it will end."""

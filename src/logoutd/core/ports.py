@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from logoutd.errors import NotAvailable
+from logoutd.errors import LogoutdError, NotAvailable
 
 
 class TimerHandle(Protocol):
@@ -66,7 +66,14 @@ class ProcessTable(Protocol):
 
     def audit_session_id(self, pid: int) -> int | None: ...
 
-    def describe(self, pid: int) -> ProcessInfo | None: ...
+    def describe(self, pid: int) -> ProcessInfo | None:
+        """Reads /proc/PID/cmdline, which waits on the process's memory map lock: a user can
+        hold that (a page fault on their own FUSE file), so not for the API's paths."""
+        ...
+
+    def owner(self, pid: int) -> int | None:
+        """The uid /proc/PID belongs to (as describe's), or None if it is gone; never waits."""
+        ...
 
     def tty_idle_since(self, tty: str) -> float | None:
         """When the tty (e.g. 'pts/3') was last used (its atime), or None without one."""
@@ -174,13 +181,26 @@ class SpawnRequest:
     cgroup: str
     log_path: str  # stdout and stderr, appended; created by the user, 0600
 
+    @property
+    def unit(self) -> str:
+        return self.cgroup.rsplit("/", 1)[-1]
+
+
+# What a spawn came to: None once the child exec'd, else why it did not (it has been killed).
+SpawnDone = Callable[[LogoutdError | None], None]
+
 
 class Spawner(Protocol):
     def spawn(self, request: SpawnRequest) -> int:
-        """Fork; in the child join the cgroup (as root), drop to the user, exec. The child's pid.
+        """Fork; in the child join the cgroup (as root), drop to the user, exec. Returns the
+        child's pid at once: nothing here waits on the child, which acts as the user."""
+        ...
 
-        Raises InvalidArgument when the user cannot enter cwd or the command cannot be run.
-        """
+    def watch_start(self, pid: int, done: SpawnDone) -> None:
+        """Call `done` (from the event loop, or now if already known) once the child of spawn()
+        exec'd (None) or failed: it reported why (e.g. InvalidArgument for a working directory
+        it cannot enter), or it did not reach exec within the spawner's deadline and was
+        killed. A failed child is reaped by the spawner."""
         ...
 
     def reap(self, pid: int) -> int | None:
@@ -194,6 +214,9 @@ class NoSpawner:
 
     def spawn(self, request: SpawnRequest) -> int:
         raise NotAvailable("This logoutd cannot start services.")
+
+    def watch_start(self, pid: int, done: SpawnDone) -> None:
+        done(NotAvailable("This logoutd cannot start services."))
 
     def reap(self, pid: int) -> int | None:
         return None

@@ -36,8 +36,11 @@ class UnitKind(enum.StrEnum):
 
 
 class UnitState(enum.StrEnum):
+    STARTING = "starting"  # services: spawned; the child has not exec'd (nor failed) yet
     ACTIVE = "active"  # running
     STOPPING = "stopping"  # SIGTERM sent (stop-unit or the user's stop); removed once empty
+    FAILED = "failed"  # services: the start failed, timed out or was never confirmed; the
+    # child is killed and the unit removed once empty, with no result kept
 
 
 def _shown(name: str) -> str:
@@ -82,6 +85,7 @@ class Unit:
     sigkill_at: float | None = None
     exit_status: int | None = None  # services: the main process's exit code (< 0: its signal)
     main_lost: bool = False  # restored: the main process exited while logoutd was down
+    spawning: bool = False  # the spawner has not said yet whether the child exec'd
     finalized: bool = False
     on_finished: Callable[[Unit], None] | None = field(default=None, repr=False)
     timers: Timers = field(init=False, repr=False)
@@ -107,6 +111,13 @@ class Unit:
 
     def resume(self) -> None:
         """After a daemon restart: re-watch, re-arm a pending SIGKILL, collect if empty."""
+        if self.state in (UnitState.STARTING, UnitState.FAILED):
+            # Its caller got no answer (or an error): whether or not the child got to exec,
+            # the start never succeeded, so what it left is killed.
+            log.info("Unit %s of user %s: its start was never confirmed (logoutd restarted "
+                     "meanwhile), killing it.", self.name, self.user.name)
+            self.start_failed()
+            return
         self.watch()
         if self.sigkill_at is not None:
             self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
@@ -115,6 +126,39 @@ class Unit:
                      self.name)
             self.stop()
             return
+        self.gc()
+
+    def start_confirmed(self) -> None:
+        """The spawned child exec'd: the service runs (unless a stop came meanwhile)."""
+        self.spawning = False
+        if self.finalized:
+            return
+        if self.state is UnitState.STARTING:
+            self.state = UnitState.ACTIVE
+            self.save()
+        self.watch()
+        self.gc()
+
+    def start_failed(self) -> None:
+        """The child failed or was killed before exec (the spawner reaps it): kill whatever is
+        in the cgroup, remove the unit once empty. No result is kept: the caller got the error."""
+        self.spawning = False
+        if self.finalized:
+            return
+        ports = self.ctx.ports
+        self.state = UnitState.FAILED
+        self.on_finished = None
+        if self.main is not None:
+            ports.processes.release(self.main)
+            self.main = None
+        if ports.cgroups.remove(self.cgroup):
+            self.forget()
+            self.user.gc()
+            return
+        # Not empty yet: the child is still exiting, or (after a restart) it had exec'd.
+        self.save()
+        ports.cgroups.watch_empty(self.cgroup, self._on_cgroup_event)
+        ports.cgroups.kill(self.cgroup)
         self.gc()
 
     def stop(self) -> int:
@@ -174,7 +218,8 @@ class Unit:
         self.gc()
 
     def may_gc(self) -> bool:
-        return not self.ctx.ports.cgroups.is_populated(self.cgroup)
+        # While spawning, the cgroup is empty until the child has moved itself in.
+        return not self.spawning and not self.ctx.ports.cgroups.is_populated(self.cgroup)
 
     def gc(self) -> None:
         if self.finalized or not self.may_gc():

@@ -4,6 +4,7 @@ restoring them after a restart, and the results of finished services (`run --wai
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,12 +22,20 @@ from logoutd.core.unit import (
     unit_result,
 )
 from logoutd.crashpoints import crashpoint
-from logoutd.errors import AccessDenied, InvalidArgument, LogoutdError, NoSuchUser, ProcessGone
+from logoutd.errors import (
+    AccessDenied,
+    InvalidArgument,
+    LimitsExceeded,
+    LogoutdError,
+    NoSuchUser,
+    ProcessGone,
+)
 
 if TYPE_CHECKING:
     from logoutd.core.users import User
 
 FINISHED_KEPT = 256  # results of finished units kept for `run --wait` (in memory)
+MAX_STARTING = 4  # services per user whose child has not exec'd yet: no pile of stuck children
 
 
 class Units:
@@ -129,8 +138,12 @@ class Units:
         return unit
 
     def start_service(self, caller_uid: int, argv: Sequence[str], name: str | None,
-                      env: Mapping[str, str], cwd: str | None) -> Unit:
-        """Spawn argv as the caller's user in a new service, placed in its cgroup before exec."""
+                      env: Mapping[str, str], cwd: str | None,
+                      on_started: Callable[[Unit, LogoutdError | None], None]) -> Unit:
+        """Spawn argv as the caller's user in a new service, placed in its cgroup before exec.
+
+        Returns the unit, still starting; `on_started` is called once the child exec'd (None)
+        or failed (the error), which the spawner bounds by its deadline."""
         if name:
             unit_name(name, UnitKind.SERVICE)
         if not argv or not argv[0]:
@@ -141,12 +154,17 @@ class Units:
             if not key or "=" in key:
                 raise InvalidArgument(f"Invalid environment variable name '{key}'.")
         user = self._user(caller_uid)
+        starting = sum(1 for u in user.units.values()
+                       if u.spawning or u.state in (UnitState.STARTING, UnitState.FAILED))
+        if starting >= MAX_STARTING:
+            raise LimitsExceeded(f"Too many units starting for user {user.name} (at most "
+                                 f"{MAX_STARTING} at a time): try again once they have started.")
         full = self._name(user, name, UnitKind.SERVICE)
         self._authorize(user, full)
         account = user.account
         environment = {"HOME": account.home, "USER": account.name, "LOGNAME": account.name,
                        "PATH": UNIT_PATH, "XDG_RUNTIME_DIR": user.runtime_path, **env}
-        unit = self._new(user, UnitKind.SERVICE, full)
+        unit = self._new(user, UnitKind.SERVICE, full, UnitState.STARTING)
         unit.log_path = f"{user.runtime_path}/logoutd/{full}.log"
         ports = self.ctx.ports
         try:
@@ -156,22 +174,38 @@ class Units:
         except BaseException:
             self._undo(unit)
             raise
+        unit.spawning = True
         crashpoint("unit.service.spawned")
+        # Our child: its pid cannot be reused while unreaped. Gone already: the report says why.
+        with contextlib.suppress(ProcessGone):
+            unit.main = ports.processes.pin(pid)
+        command = " ".join(argv)
+
+        def reported(error: LogoutdError | None) -> None:
+            try:
+                if error is None:
+                    unit.start_confirmed()
+                    crashpoint("unit.service.confirmed")
+                    log.info("Started %s of user %s: %s (pid %d).", full, user.name, command,
+                             pid)
+                else:
+                    log.info("Unit %s of user %s did not start: %s", full, user.name,
+                             error.message)
+                    unit.start_failed()
+            finally:  # the caller is answered even if saving the outcome failed
+                on_started(unit, error)
+
         try:
-            unit.main = ports.processes.pin(pid)  # our child: its pid cannot be reused unreaped
-        except ProcessGone:
-            ports.spawner.reap(pid)
-        unit.save()
-        unit.watch()
-        log.info("Started %s of user %s: %s (pid %d).", full, user.name, " ".join(argv), pid)
-        unit.gc()
+            unit.save()
+        finally:  # watched even then: the child's outcome still ends the start
+            ports.spawner.watch_start(pid, reported)
         return unit
 
     def _owner(self, pid: int) -> int:
-        info = self.ctx.ports.processes.describe(pid) if pid > 1 else None
-        if info is None:
+        uid = self.ctx.ports.processes.owner(pid) if pid > 1 else None
+        if uid is None:
             raise ProcessGone(f"Process {pid} does not exist.")
-        return info.uid
+        return uid
 
     def _check_tracked(self, pid: int, user: User) -> None:
         """A user keeps only processes of their own sessions or units (DESIGN §10), not e.g. a
@@ -220,10 +254,11 @@ class Units:
             log.warning("Denied %s to user %s: %s.", full, user.name, decision.rule)
             raise AccessDenied(f"Keeping processes after logout is denied: {decision.rule}.")
 
-    def _new(self, user: User, kind: UnitKind, name: str) -> Unit:
+    def _new(self, user: User, kind: UnitKind, name: str,
+             state: UnitState = UnitState.ACTIVE) -> Unit:
         """Persist the intent, then create the cgroup (a crash in between leaves no orphan)."""
         unit = Unit(self.ctx, user, kind, name, created=self.ctx.ports.clock.now(),
-                    on_finished=self._finished)
+                    state=state, on_finished=self._finished)
         user.units[name] = unit
         unit.save()
         crashpoint("unit.new.intent-saved")

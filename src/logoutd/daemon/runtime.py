@@ -16,6 +16,7 @@ from logoutd.api.service import DaemonInfo, Service
 from logoutd.config.parse import ConfigResult, load_config
 from logoutd.core.context import Ports
 from logoutd.core.manager import Manager
+from logoutd.core.ports import SpawnDone
 from logoutd.errors import LogoutdError
 from logoutd.paths import Paths
 from logoutd.system.accounts import UserDb, UserFiles
@@ -64,6 +65,11 @@ class GuardedCgroupTree(CgroupTree):
         super().watch_empty(path, _guarded(callback))
 
 
+class GuardedSpawner(Spawner):
+    def watch_start(self, pid: int, done: SpawnDone) -> None:
+        super().watch_start(pid, lambda error: _guarded(lambda: done(error))())
+
+
 @dataclass
 class Runtime:
     paths: Paths
@@ -80,6 +86,7 @@ class Runtime:
         inotify = Inotify()
         loop.add_reader(inotify.fd, _guarded(inotify.dispatch))
         processes = GuardedProcessTable(loop)
+        spawner = GuardedSpawner(self.paths.cgroup_root, loop)
         store = StateStore(self.paths.runtime_dir, self.paths.state_dir)
         ports = Ports(
             clock=LoopClock(loop),
@@ -90,7 +97,7 @@ class Runtime:
             userfiles=UserFiles(self.paths.user_runtime_root, self.paths.linger_dir,
                                 self.config_result.config.runtime_directory_size),
             audit=self.audit,
-            spawner=Spawner(self.paths.cgroup_root),
+            spawner=spawner,
         )
         manager = Manager(ports, self.config_result.config)
         manager.restore()
@@ -122,6 +129,7 @@ class Runtime:
         if login1 is not None:
             await login1.close()
         loop.remove_reader(inotify.fd)
+        spawner.close()
         processes.close()
         inotify.close()
         return 0

@@ -370,6 +370,7 @@ class Login1:
             "class": class_, "tty": tty, "display": display, "remote_host": remote_host,
             "remote_user": remote_user,
         })
+        assert isinstance(created, dict)  # create_session answers at once
         session = self.manager.sessions.get(created["session"]["id"])
         if session is None:  # the leader exited between the move and now
             raise NoSuchSession("The session ended before it could be returned.")

@@ -109,6 +109,12 @@ class ProcessTable:
             return None
         return None if value in (0, AUDIT_SESSION_UNSET) else value
 
+    def owner(self, pid: int) -> int | None:
+        try:
+            return (self._proc / str(pid)).stat().st_uid
+        except OSError:
+            return None
+
     def describe(self, pid: int) -> ProcessInfo | None:
         """What a leftovers record needs; None if the process is gone (a race, not an error)."""
         base = self._proc / str(pid)
