@@ -117,8 +117,13 @@ def test_asyncio_errors_go_through_the_limit(world) -> None:  # type: ignore[no-
             loop_exception_handler(loop, {"message": "socket.accept() out of system resource",
                                           "exception": OSError(24, "Too many open files"),
                                           "socket": f"<socket fd={i}>"})
+        for fd in range(100):  # asyncio's own message differs in the fd: still one kind
+            loop_exception_handler(loop, {
+                "message": f"Exception in callback _SelectorTransport._add_reader({fd}, <x>)",
+                "exception": OSError(9, "Bad file descriptor")})
     finally:
         loop.close()
     errors = [line for line in capture.lines if " ERROR " in line]
-    assert errors == ["asyncio ERROR socket.accept() out of system resource"]
-    assert capture.tracebacks == 1
+    assert errors == ["asyncio ERROR socket.accept() out of system resource",
+                      "asyncio ERROR Exception in callback _SelectorTransport._add_reader(0, <x>)"]
+    assert capture.tracebacks == 2

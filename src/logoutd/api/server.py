@@ -39,7 +39,7 @@ _UCRED = struct.Struct("3i")
 RATELIMIT = {"ratelimit": True}  # see logoutd.daemon.logs: lines any user can trigger at will
 
 LISTEN_BACKLOG = 1024
-ACCEPT_BATCH = 64  # connections accepted per wake-up, so a flood cannot hog the loop
+ACCEPT_BATCH = 16  # connections accepted per wake-up, so a flood cannot hog the loop
 ACCEPT_RETRY = 0.1  # seconds the listener pauses after accept() ran out of a resource
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -56,6 +56,7 @@ class _Peer:
         self.sock = sock
         self.caller = caller
         self.writer: asyncio.StreamWriter | None = None
+        self.wrapping = False  # its streams are being made: the socket is asyncio's already
         self.dropped = False
         self.conn: Connection | None = None
 
@@ -66,6 +67,8 @@ class _Peer:
         if self.writer is None:  # not wrapped yet: its task sees `dropped` and ends
             with contextlib.suppress(OSError):
                 self.sock.send(notice)
+            if not self.wrapping:  # free the descriptor now, not a loop iteration later
+                self.sock.close()
             return
         transport = self.writer.transport
         if transport.is_closing():
@@ -215,6 +218,7 @@ class ApiServer:
         try:
             if peer.dropped:
                 return
+            peer.wrapping = True
             reader, writer = await asyncio.open_unix_connection(sock=peer.sock, limit=MAX_MESSAGE)
             peer.writer = writer
             await self._requests(peer, conn, reader, writer)

@@ -115,6 +115,9 @@ def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, A
     """asyncio's errors (e.g. "socket.accept() out of system resource") through the rate limit:
     the kind is asyncio's fixed message, not the formatted context that differs every time."""
     message = str(context.get("message") or "Unhandled exception in event loop")
+    # "Exception in callback Transport._add_reader(12, <...>)": the kind is the text before
+    # the first parenthesis or angle bracket, the rest (fds, reprs) differs every time.
+    cut = min((i for i in (message.find("("), message.find("<")) if i >= 0), default=len(message))
     exc = context.get("exception")
-    _asyncio_log.error(message.replace("%", "%%"),
+    _asyncio_log.error(message[:cut].replace("%", "%%") + "%s", message[cut:], extra=RATELIMIT,
                        exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None)
