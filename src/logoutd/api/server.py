@@ -99,7 +99,6 @@ class ApiServer:
         self.shed = shed
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._peers: set[_Peer] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._retry: asyncio.TimerHandle | None = None
 
@@ -203,7 +202,6 @@ class ApiServer:
             return
         if self.memory is not None:
             self.memory.opened()
-        self._peers.add(peer)
         assert self._loop is not None
         task = self._loop.create_task(self._serve(peer))
         self._tasks.add(task)
@@ -229,7 +227,6 @@ class ApiServer:
                           peer.caller.pid, extra=RATELIMIT)
         finally:
             self.table.remove(conn)
-            self._peers.discard(peer)
             if self.memory is not None:
                 self.memory.closed()
             if writer is not None:
