@@ -243,3 +243,29 @@ def test_root_prefers_root_sock_beside_the_api_socket(tmp_path: Path) -> None:
     other = tmp_path / "elsewhere"
     other.mkdir()
     assert choose_socket(str(other / "api.sock"), env, euid=0) == other / "api.sock"
+
+
+def test_slowloris_is_cut_at_the_line_deadline_however_it_dribbles(
+        served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A byte just before each idle period would end keeps no connection open: the deadline is
+    for the whole line (IDLE_TIMEOUT = 60 s: a byte every 59 s is cut at 60 s)."""
+    from logoutd.api import server as server_module
+
+    monkeypatch.setattr(server_module, "IDLE_TIMEOUT", 1.0)
+    with connect(served.socket) as s:
+        s.settimeout(0.2)
+        t0 = time.monotonic()
+        closed_at = None
+        while time.monotonic() - t0 < 5:
+            try:
+                s.send(b" ")
+                if s.recv(100) == b"":
+                    closed_at = time.monotonic() - t0
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_at = time.monotonic() - t0
+                break
+        assert closed_at is not None and 0.8 < closed_at < 2.5, closed_at
+    assert len(served.server.table) == 0
