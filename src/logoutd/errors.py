@@ -79,6 +79,13 @@ class CgroupError(LogoutdError):
     exit_status = 12
 
 
+class InternalError(LogoutdError):
+    """A bug in the daemon met by one request: that request fails, the daemon goes on."""
+
+    code = "internal_error"
+    exit_status = 13
+
+
 ERRORS_BY_CODE: dict[str, type[LogoutdError]] = {
     cls.code: cls
     for cls in (
@@ -94,6 +101,7 @@ ERRORS_BY_CODE: dict[str, type[LogoutdError]] = {
         NotRunning,
         ProtocolError,
         CgroupError,
+        InternalError,
     )
 }
 

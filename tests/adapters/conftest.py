@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import tempfile
@@ -10,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ class Served:
     core: Core
     socket: Path
     loop: asyncio.AbstractEventLoop
+    server: ApiServer
 
     def run(self, fn, *args):  # type: ignore[no-untyped-def]
         """Run fn on the server's loop thread (the core is single-threaded)."""
@@ -48,6 +51,13 @@ async def _call(fn, *args):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
+    with serving(tmp_path) as s:
+        yield s
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, **server_options: Any) -> Iterator[Served]:
+    """The in-process server over fakes; `server_options` go to ApiServer (limits, ...)."""
     core = make_core()
     reloads: list[int] = []
     info = DaemonInfo(reload=lambda: {"reloaded": True, "count": reloads.append(1) or len(reloads)},
@@ -57,7 +67,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     sock_dir.chmod(0o755)
     path = sock_dir / "api.sock"
     loop = asyncio.new_event_loop()
-    server = ApiServer(Service(core.manager, info), path)
+    server = ApiServer(Service(core.manager, info), path, **server_options)
     started = threading.Event()
 
     def serve() -> None:
@@ -70,7 +80,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     thread.start()
     assert started.wait(5)
     try:
-        yield Served(core, path, loop)
+        yield Served(core, path, loop, server)
     finally:
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)

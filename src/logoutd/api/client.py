@@ -13,15 +13,30 @@ from logoutd.api.protocol import MAX_MESSAGE, encode_request
 from logoutd.errors import NotRunning, ProtocolError, error_from_wire
 from logoutd.paths import DEFAULT_SOCKET
 
+ROOT_SOCKET_NAME = "root.sock"
+
 
 def default_socket(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     return Path(env.get("LOGOUTD_SOCKET") or DEFAULT_SOCKET)
 
 
+def choose_socket(explicit: Path | str | None = None, env: Mapping[str, str] | None = None,
+                  euid: int | None = None) -> Path:
+    """The socket to talk to: the api socket (`explicit`, else $LOGOUTD_SOCKET, else the
+    default), except that root takes the root-only `root.sock` beside it when that exists,
+    the path no user can fill."""
+    api = Path(explicit) if explicit else default_socket(env)
+    if (os.geteuid() if euid is None else euid) == 0:
+        root = api.parent / ROOT_SOCKET_NAME
+        if root.exists():
+            return root
+    return api
+
+
 class Client:
     def __init__(self, path: Path | str | None = None, timeout: float = 10.0) -> None:
-        self.path = Path(path) if path is not None else default_socket()
+        self.path = Path(path) if path is not None else choose_socket()
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._buffer = b""

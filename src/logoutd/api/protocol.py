@@ -12,6 +12,7 @@ VERSION = 1
 MAX_MESSAGE = 64 * 1024  # bytes per request line, newline included
 ANSWER_TIMEOUT = 5.0  # seconds a client may take to read an answer before it is dropped
 IDLE_TIMEOUT = 60.0  # seconds a connection may take to send its next complete request line
+# (the whole line, however it is dribbled: a byte every 59 s is cut at IDLE_TIMEOUT too)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ def decode_request(line: bytes) -> Request:
         message = json.loads(line)
     except (ValueError, UnicodeDecodeError) as e:
         raise ProtocolError(f"Malformed request: not JSON ({e}).") from None
+    except RecursionError:
+        raise ProtocolError("Malformed request: nested too deeply.") from None
+    except Exception as e:  # whatever else the decoder raises is still the peer's bad input
+        raise ProtocolError(f"Malformed request: {type(e).__name__}.") from None
     if not isinstance(message, dict):
         raise ProtocolError("Malformed request: expected a JSON object.")
     if message.get("v", VERSION) != VERSION:

@@ -1,17 +1,28 @@
-"""The Unix socket server: identifies callers by SO_PEERCRED, bounds size and time, never stalls."""
+"""The Unix socket server: identifies callers by SO_PEERCRED, caps connections per uid and in
+total, bounds size and time, never stalls (DESIGN §10)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import logging
 import os
 import socket
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from logoutd.api.connections import (
+    ROOT_LIMITS,
+    USER_LIMITS,
+    Connection,
+    ConnectionTable,
+    Limits,
+    MemoryReturn,
+)
 from logoutd.api.protocol import (
     ANSWER_TIMEOUT,
     IDLE_TIMEOUT,
@@ -21,10 +32,16 @@ from logoutd.api.protocol import (
     encode_result,
 )
 from logoutd.api.service import Caller, Service
-from logoutd.errors import LogoutdError, ProtocolError
+from logoutd.errors import InternalError, LimitsExceeded, LogoutdError, ProtocolError
 
 log = logging.getLogger("logoutd")
 _UCRED = struct.Struct("3i")
+RATELIMIT = {"ratelimit": True}  # see logoutd.daemon.logs: lines any user can trigger at will
+
+LISTEN_BACKLOG = 1024
+ACCEPT_BATCH = 16  # connections accepted per wake-up, so a flood cannot hog the loop
+ACCEPT_RETRY = 0.1  # seconds the listener pauses after accept() ran out of a resource
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def peer_caller(sock: socket.socket) -> Caller:
@@ -32,78 +49,243 @@ def peer_caller(sock: socket.socket) -> Caller:
     return Caller(uid=uid, gid=gid, pid=pid)
 
 
+class _Peer:
+    """One accepted connection: its socket, later its streams, and how to drop it."""
+
+    def __init__(self, sock: socket.socket, caller: Caller) -> None:
+        self.sock = sock
+        self.caller = caller
+        self.writer: asyncio.StreamWriter | None = None
+        self.wrapping = False  # its streams are being made: the socket is asyncio's already
+        self.dropped = False
+        self.conn: Connection | None = None
+
+    def drop(self, reason: str) -> None:
+        """Tell the peer why (if that does not wait), then close at once."""
+        self.dropped = True
+        notice = encode_error(LimitsExceeded(reason))
+        if self.writer is None:  # not wrapped yet: its task sees `dropped` and ends
+            with contextlib.suppress(OSError):
+                self.sock.send(notice)
+            if not self.wrapping:  # free the descriptor now, not a loop iteration later
+                self.sock.close()
+            return
+        transport = self.writer.transport
+        if transport.is_closing():
+            return
+        with contextlib.suppress(OSError, RuntimeError):
+            self.writer.write(notice)
+        # An unread answer still queued (or the notice) would keep the transport, and its
+        # buffer, for as long as the peer likes: then drop it unsent.
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
+
+
 class ApiServer:
     """One listening socket. `root_only`: mode 0600 and uid 0 peers only, the path that PAM and
-    root use, which no user can fill (DESIGN §10)."""
+    root use, which no user can fill (DESIGN §10). `shed` frees a descriptor when accept() runs
+    out (the runtime drops the oldest idle user connection)."""
 
-    def __init__(self, service: Service, path: Path, *, root_only: bool = False) -> None:
+    def __init__(self, service: Service, path: Path, *, root_only: bool = False,
+                 limits: Limits | None = None, memory: MemoryReturn | None = None,
+                 shed: Callable[[], bool] | None = None) -> None:
         self.service = service
         self.path = path
         self.root_only = root_only
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+        self.table = ConnectionTable(limits or (ROOT_LIMITS if root_only else USER_LIMITS))
+        self.memory = memory
+        self.shed = shed
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._retry: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=MAX_MESSAGE, backlog=1024
-        )
-        # Users may ask on the shared socket (SO_PEERCRED decides what they may do); the root
-        # socket refuses them at connect() already.
-        os.chmod(self.path, 0o600 if self.root_only else 0o666)
+        sock = socket.socket(socket.AF_UNIX,
+                             socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            sock.bind(str(self.path))
+            # Users may ask on the shared socket (SO_PEERCRED decides what they may do); the
+            # root socket refuses them at connect() already. Set before listen(): no peer can
+            # connect in between.
+            os.chmod(self.path, 0o600 if self.root_only else 0o666)
+            sock.listen(LISTEN_BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._loop.add_reader(sock.fileno(), self._accept)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):  # Python 3.11 leaves open connections running
-                writer.close()
-            await self._server.wait_closed()
-            self.path.unlink(missing_ok=True)
+        if self._sock is None or self._loop is None:
+            return
+        if self._retry is not None:
+            self._retry.cancel()
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        self._sock = None
+        for task in list(self._tasks):  # each closes its connection on the way out
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+        self.path.unlink(missing_ok=True)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        self._writers.add(writer)
+    def shed_one(self) -> bool:
+        """Drop the oldest idle connection (to free a descriptor); False if there is none."""
+        conn = self.table.oldest_idle()
+        if conn is None:
+            return False
+        self.table.remove(conn)
+        conn.drop("Connection dropped: logoutd is out of file descriptors; this was the "
+                  "oldest idle connection.")
+        return True
+
+    # -- accepting ------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as e:
+                self._accept_failed(e)
+                return
+            self._accepted(sock)
+
+    def _accept_failed(self, e: OSError) -> None:
+        """Out of descriptors or memory: log (rate-limited), free one if we can, pause briefly.
+        asyncio's own accept loop logs a traceback per attempt here, hence ours."""
+        assert self._sock is not None and self._loop is not None
+        resources = e.errno in _OUT_OF_RESOURCES
+        shed = resources and self.shed is not None and self.shed()
+        log.error("Cannot accept a connection on %s: %s%s; retrying in %g s.",
+                  self.path, e.strerror or e,
+                  ", dropped the oldest idle user connection" if shed else "", ACCEPT_RETRY)
+        self._loop.remove_reader(self._sock.fileno())
+        self._retry = self._loop.call_later(ACCEPT_RETRY, self._resume)
+
+    def _resume(self) -> None:
+        self._retry = None
+        if self._sock is not None and self._loop is not None:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+
+    def _accepted(self, sock: socket.socket) -> None:
+        sock.setblocking(False)  # accept() hands out a blocking socket; nothing here may wait
         try:
             caller = peer_caller(sock)
-            if self.root_only and not caller.is_root:
+        except OSError:
+            sock.close()
+            return
+        if self.root_only and not caller.is_root:  # even if someone widened the mode
+            log.warning("Refused uid %d (pid %d) on the root-only socket %s.", caller.uid,
+                        caller.pid, self.path, extra=RATELIMIT)
+            sock.close()
+            return
+        peer = _Peer(sock, caller)
+        try:
+            peer.conn = self.table.admit(caller.uid, peer.drop)
+        except LimitsExceeded as e:
+            log.warning("Refused a connection of uid %d: %s", caller.uid, e.message, extra=RATELIMIT)
+            with contextlib.suppress(OSError):
+                sock.send(encode_error(e))
+            sock.close()
+            return
+        if self.memory is not None:
+            self.memory.opened()
+        assert self._loop is not None
+        task = self._loop.create_task(self._serve(peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- serving --------------------------------------------------------------------------
+
+    async def _serve(self, peer: _Peer) -> None:
+        conn = peer.conn
+        assert conn is not None
+        writer: asyncio.StreamWriter | None = None
+        try:
+            if peer.dropped:
                 return
-            while True:
-                try:
-                    line = await asyncio.wait_for(reader.readuntil(b"\n"), IDLE_TIMEOUT)
-                except asyncio.IncompleteReadError as e:
-                    if e.partial:
-                        writer.write(encode_error(ProtocolError("Incomplete request (no newline).")))
-                    break
-                except asyncio.LimitOverrunError:
-                    writer.write(encode_error(ProtocolError(
-                        f"Request too large (limit {MAX_MESSAGE} bytes).")))
-                    break
-                except TimeoutError:
-                    break
-                if len(line) > MAX_MESSAGE:  # the stream's limit lets one more byte through
-                    writer.write(encode_error(ProtocolError(
-                        f"Request too large (limit {MAX_MESSAGE} bytes).")))
-                    break
-                writer.write(await self._answer(caller, line))
-                await asyncio.wait_for(writer.drain(), ANSWER_TIMEOUT)
+            peer.wrapping = True
+            reader, writer = await asyncio.open_unix_connection(sock=peer.sock, limit=MAX_MESSAGE)
+            peer.writer = writer
+            await self._requests(peer, conn, reader, writer)
         except (ConnectionError, TimeoutError, OSError):
             pass
+        except Exception:
+            log.exception("Internal error serving uid %d pid %d", peer.caller.uid,
+                          peer.caller.pid, extra=RATELIMIT)
         finally:
-            self._writers.discard(writer)
-            writer.close()
+            self.table.remove(conn)
+            if self.memory is not None:
+                self.memory.closed()
+            if writer is not None:
+                writer.close()
+            else:
+                peer.sock.close()
+
+    async def _requests(self, peer: _Peer, conn: Connection, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> None:
+        while not peer.dropped:
+            try:
+                line = await asyncio.wait_for(reader.readuntil(b"\n"), IDLE_TIMEOUT)
+            except asyncio.IncompleteReadError as e:
+                if e.partial and not peer.dropped:
+                    writer.write(encode_error(ProtocolError("Incomplete request (no newline).")))
+                return
+            except asyncio.LimitOverrunError:
+                writer.write(encode_error(ProtocolError(
+                    f"Request too large (limit {MAX_MESSAGE} bytes).")))
+                return
+            except TimeoutError:
+                return
+            if peer.dropped:
+                return
+            if len(line) > MAX_MESSAGE:  # the stream's limit lets one more byte through
+                writer.write(encode_error(ProtocolError(
+                    f"Request too large (limit {MAX_MESSAGE} bytes).")))
+                return
+            self.table.begin(conn)
+            writer.write(await self._answer(peer.caller, line))
+            await asyncio.wait_for(writer.drain(), ANSWER_TIMEOUT)
+            self.table.end(conn)
 
     async def _answer(self, caller: Caller, line: bytes) -> bytes:
         request_id = None
+        method = "?"
         try:
             request = decode_request(line)
-            request_id = request.id
+            request_id, method = request.id, request.method
             result: Any = self.service.call(caller, request.method, request.params)
             if inspect.isawaitable(result):  # a method that waits (on a child, with a deadline)
                 result = await result
             return encode_result(result, request_id)
         except LogoutdError as e:
             if e.code != "no_such_session":
-                log.debug("Request from uid %d pid %d failed: %s", caller.uid, caller.pid, e)
-            return encode_error(e, request_id)
+                log.debug("Request from uid %d pid %d failed: %s", caller.uid, caller.pid, e,
+                          extra=RATELIMIT)
+            return _encode_error(e, request_id)
+        except Exception:
+            log.exception("Internal error answering %s from uid %d pid %d", method, caller.uid,
+                          caller.pid, extra=RATELIMIT)
+            return _encode_error(InternalError(
+                f"Internal error in logoutd answering {method[:100]!r}; it is logged."),
+                request_id)
+
+
+def _encode_error(error: LogoutdError, request_id: Any) -> bytes:
+    """The error answer; without the id if the id itself cannot be encoded (nested too deep)."""
+    try:
+        return encode_error(error, request_id)
+    except Exception:
+        return encode_error(error)

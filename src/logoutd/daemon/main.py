@@ -12,9 +12,9 @@ from pathlib import Path
 from logoutd import __version__
 from logoutd.config.parse import load_config
 from logoutd.core.manager import Manager
+from logoutd.daemon.logs import setup_logging
 from logoutd.daemon.runtime import Runtime
 from logoutd.errors import LogoutdError
-from logoutd.escape import EscapingFormatter
 from logoutd.paths import Paths
 from logoutd.system.cgroups import find_cgroup2_mount
 
@@ -54,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return install_main(argv[1:])
     args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(EscapingFormatter(f"logoutd[{os.getpid()}]: %(levelname)s %(message)s"))
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    log_limit = setup_logging(args.log_level, f"logoutd[{os.getpid()}]")
     try:
         cgroup_root = args.cgroup_root or _default_cgroup_root()
         paths = Paths(root=args.root, cgroup_root=cgroup_root, runtime_dir=args.runtime_dir,
@@ -67,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("%s", warning)
         if result.fatal is not None:
             log.warning("Failed to parse config file, using what was read before: %s", result.fatal)
-        runtime = Runtime(paths, result, dbus=args.dbus)
+        runtime = Runtime(paths, result, dbus=args.dbus, log_limit=log_limit)
         return asyncio.run(runtime.run(ready=lambda m: _announce(paths, m)))
     except LogoutdError as e:
         print(f"logoutd: {e.message}", file=sys.stderr)

@@ -11,18 +11,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from logoutd.api.connections import ROOT_LIMITS, USER_LIMITS, MemoryReturn, fitting_limits
 from logoutd.api.server import ApiServer
 from logoutd.api.service import DaemonInfo, Service
 from logoutd.config.parse import ConfigResult, load_config
 from logoutd.core.context import Ports
 from logoutd.core.manager import Manager
 from logoutd.core.ports import SpawnDone
+from logoutd.daemon.logs import RateLimit, loop_exception_handler
 from logoutd.errors import LogoutdError
 from logoutd.paths import Paths
 from logoutd.system.accounts import UserDb, UserFiles
 from logoutd.system.audit import AuditFile
 from logoutd.system.cgroups import CgroupTree
 from logoutd.system.inotify import Inotify
+from logoutd.system.memory import release_memory
 from logoutd.system.procfs import ProcessTable
 from logoutd.system.spawn import Spawner
 from logoutd.system.statefiles import StateStore
@@ -75,6 +78,7 @@ class Runtime:
     paths: Paths
     config_result: ConfigResult
     dbus: bool = False
+    log_limit: RateLimit | None = None
     audit: AuditFile = field(init=False)
 
     def __post_init__(self) -> None:
@@ -82,7 +86,10 @@ class Runtime:
 
     async def run(self, ready: Callable[[Manager], None] | None = None) -> int:
         loop = asyncio.get_running_loop()
-        _raise_fd_limit()
+        loop.set_exception_handler(loop_exception_handler)
+        if self.log_limit is not None:
+            self.log_limit.call_later = loop.call_later
+        fd_limit = _raise_fd_limit()
         inotify = Inotify()
         loop.add_reader(inotify.fd, _guarded(inotify.dispatch))
         processes = GuardedProcessTable(loop)
@@ -111,8 +118,15 @@ class Runtime:
         login1 = await _start_login1(service, self.paths) if self.dbus else None
         if login1 is not None:
             info.dbus = login1.describe
-        servers = [ApiServer(service, self.paths.root_socket_path, root_only=True),
-                   ApiServer(service, self.paths.socket_path)]
+        memory = MemoryReturn(release_memory, loop.call_later)
+        # Users' connections get most of the descriptors left over, root's the rest; when
+        # accept() still runs out, either socket frees one by dropping an idle user connection.
+        api = ApiServer(service, self.paths.socket_path, memory=memory,
+                        limits=fitting_limits(USER_LIMITS, fd_limit, 0.8))
+        api.shed = api.shed_one
+        servers = [ApiServer(service, self.paths.root_socket_path, root_only=True, memory=memory,
+                             limits=fitting_limits(ROOT_LIMITS, fd_limit, 0.2),
+                             shed=api.shed_one), api]
         for server in servers:
             await server.start()
         stop = asyncio.Event()
@@ -166,8 +180,10 @@ async def _start_login1(service: Service, paths: Paths) -> Any:
     return login1
 
 
-def _raise_fd_limit() -> None:
-    """One pidfd per session leader: lift the soft fd limit to the hard one."""
+def _raise_fd_limit() -> int:
+    """One pidfd per session leader: lift the soft fd limit to the hard one; return it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20

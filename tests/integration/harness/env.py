@@ -72,11 +72,14 @@ class Env:
         return bus
 
     def daemon(self, config: str | None = None, start: bool = True,
-               dbus: PrivateBus | None = None) -> Daemon:
+               dbus: PrivateBus | None = None, api_in_runtime_dir: bool = False) -> Daemon:
         """A logoutd for this test; `config` becomes the drop-in 50-test.conf; with `dbus` it
-        also serves org.freedesktop.login1 on that bus (`logoutd --dbus`)."""
+        also serves org.freedesktop.login1 on that bus (`logoutd --dbus`);
+        `api_in_runtime_dir`: its api socket sits beside root.sock (as with default paths),
+        not at env.socket."""
         base = self.tmp / f"daemon{len(self.daemons)}"
-        daemon = Daemon(base, self.cgroup_root, self.socket, dbus=dbus)
+        socket = base / "run" / "api.sock" if api_in_runtime_dir else self.socket
+        daemon = Daemon(base, self.cgroup_root, socket, dbus=dbus)
         self.daemons.append(daemon)
         self.cleanup.add(Phase.DAEMON, "kill logoutd", daemon.kill)
         if config is not None:

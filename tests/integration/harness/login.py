@@ -122,6 +122,29 @@ class Login:
             if len(fields) == 3 and fields[0] == "PID":
                 self.pids[fields[1]] = Proc.of(int(fields[2]), fields[1])
 
+    def wait_line(self, prefix: str, timeout: float = 20.0) -> str:
+        """Read output up to the first line starting with `prefix`; return it (PID lines are
+        recorded on the way, as by wait_ready)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"{self.what}: no line {prefix!r} within {timeout:g} s; {self.report()}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"{self.what}: output ended before {prefix!r}; "
+                                     f"{self.report()}")
+            self.lines.append(line)
+            fields = line.split()
+            if len(fields) == 3 and fields[0] == "PID":
+                self.pids[fields[1]] = Proc.of(int(fields[2]), fields[1])
+            if line.startswith(prefix):
+                return line
+
     def logout(self, timeout: float = 20.0) -> int:
         """End the session: close stdin (the held script reads EOF and exits), wait for it."""
         assert self.popen.stdin is not None

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import NoReturn, TextIO
 
 from logoutd import __version__
-from logoutd.api.client import Client, default_socket
+from logoutd.api.client import Client, choose_socket
 from logoutd.cli import properties, resolve
 from logoutd.cli.ctl import (
     kill_session,
@@ -61,7 +61,8 @@ OPTIONS_HELP = """\
 Options:
   -h --help              Show this help
      --version           Show package version
-     --socket PATH       logoutd's API socket (default $LOGOUTD_SOCKET or /run/logoutd/api.sock)
+     --socket PATH       logoutd's API socket (default $LOGOUTD_SOCKET or /run/logoutd/api.sock;
+                         root uses root.sock in the same directory when it exists)
      --json              Print JSON ({"schema": 1, ...}; see docs/logoutctl.md)
      --no-legend         Do not show the headers and footers
      --no-pager          Accepted for loginctl compatibility (logoutctl never pages)
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
         output = Output(out, json=options.json, legend=not options.no_legend,
                         colour=wants_colour(out, env),
                         width=None if options.full else terminal_width(out, env), err=err)
-        with Client(options.socket or default_socket(env)) as client:
+        with Client(choose_socket(options.socket, env)) as client:
             return verb.run(Invocation(client, words, options, output, env))
     except LogoutdError as e:
         message = shown(e.message)
