@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from logoutd.core.ports import Account, ProcessInfo, ProcessRef, SpawnRequest
+from logoutd.core.ports import Account, ProcessInfo, ProcessRef, SpawnRequest, StoredRecord
 from logoutd.errors import ProcessGone
 
 
@@ -168,6 +168,7 @@ class FakeCgroups:
         self.signals: list[tuple[int, int]] = []
         self.kills: list[str] = []
         self.remove_calls: list[str] = []
+        self.moves: list[tuple[str, int]] = []
 
     @property
     def root_in_mount(self) -> str:
@@ -185,6 +186,7 @@ class FakeCgroups:
         proc = self.world.procs.get(pid)
         if proc is None or not proc.alive:
             raise ProcessGone(f"Process {pid} has exited.")
+        self.moves.append((path, pid))
         proc.cgroup = self.world.abs(path)
 
     def pids(self, path: str) -> list[int]:
@@ -246,6 +248,7 @@ class FakeStore:
         self.lines: dict[str, list[dict[str, Any]]] = {}
         self.counter = 1
         self.writes: list[tuple[str, str]] = []  # every save, in order (each is a file write)
+        self.unreadable: dict[tuple[str, str], str] = {}  # files that are not JSON objects: why
 
     def save(self, kind: str, key: str, record: dict[str, Any]) -> None:
         self.data[(kind, key)] = dict(record)
@@ -253,9 +256,17 @@ class FakeStore:
 
     def remove(self, kind: str, key: str) -> None:
         self.data.pop((kind, key), None)
+        self.unreadable.pop((kind, key), None)
 
     def load_all(self, kind: str) -> list[dict[str, Any]]:
         return [dict(v) for (k, _), v in sorted(self.data.items()) if k == kind]
+
+    def load_records(self, kind: str) -> list[StoredRecord]:
+        found = [StoredRecord(key, f"{kind}/{key}.json", dict(v))
+                 for (k, key), v in self.data.items() if k == kind]
+        found += [StoredRecord(key, f"{kind}/{key}.json", None, why)
+                  for (k, key), why in self.unreadable.items() if k == kind]
+        return sorted(found, key=lambda r: r.key)
 
     def append_lines(self, kind: str, records: list[dict[str, Any]], keep: int) -> None:
         self.lines.setdefault(kind, []).extend(dict(r) for r in records)
