@@ -155,6 +155,7 @@ def failsafe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FailSa
     mounts.write_text(f"proc /proc proc rw 0 0\ncgroup2 {root} cgroup2 rw,nosuid 0 0\n")
     monkeypatch.setattr(hook, "PROC", str(tmp_path / "proc"))
     monkeypatch.setattr(hook, "MOUNTS", str(mounts))
+    monkeypatch.setattr(hook, "SYSTEMD", str(tmp_path / "no-systemd"))
     warnings: list[str] = []
     monkeypatch.setattr(hook, "_warn", warnings.append)
     world = FailSafe(tmp_path, run, root, os.getppid(), warnings)
@@ -222,6 +223,17 @@ def test_cgroup_root_from_proc_mounts_without_the_daemons_file(failsafe: FailSaf
     (failsafe.run / "cgroup-root").unlink()
     failsafe.open_session()
     assert failsafe.scope(f"h{failsafe.leader}").is_dir()
+
+
+def test_no_fallback_to_the_mount_where_systemd_owns_the_tree(
+        failsafe: FailSafe, monkeypatch: pytest.MonkeyPatch) -> None:
+    """There the daemon manages a delegated subtree: the top is systemd's, not ours to write."""
+    (failsafe.run / "cgroup-root").unlink()
+    (failsafe.tmp / "systemd").mkdir()
+    monkeypatch.setattr(hook, "SYSTEMD", str(failsafe.tmp / "systemd"))
+    assert failsafe.open_session() == 0
+    assert failsafe.records() == {} and not (failsafe.root / "user.slice").exists()
+    assert "systemd owns the cgroup tree" in failsafe.warnings[0]
 
 
 def test_managed_root_below_the_mount_is_seen_in_proc_cgroup_paths(failsafe: FailSafe) -> None:

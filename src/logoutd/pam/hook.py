@@ -23,6 +23,7 @@ DEFAULT_RUNTIME_DIR = "/run/logoutd"
 DEFAULT_TIMEOUT = 2.0
 PROC = "/proc"
 MOUNTS = "/proc/mounts"
+SYSTEMD = "/run/systemd/system"  # exists when systemd is PID 1 (sd_booted)
 
 
 def _quote(value: str) -> str:
@@ -144,7 +145,7 @@ def _cgroup2_mounts() -> list[str]:
 
 def _managed_root(runtime_dir: str) -> tuple[str, str]:
     """(the managed cgroup root, that root as /proc/PID/cgroup shows it): from DIR/cgroup-root,
-    which the daemon writes at start, else the cgroup2 mount itself."""
+    which the daemon writes at start, else the cgroup2 mount itself (as the daemon's default)."""
     try:
         with open(f"{runtime_dir}/cgroup-root") as f:
             root = f.read().strip().rstrip("/")
@@ -152,6 +153,8 @@ def _managed_root(runtime_dir: str) -> tuple[str, str]:
         root = ""
     mounts = _cgroup2_mounts()
     if not root:
+        if os.path.isdir(SYSTEMD):  # the daemon then runs in a delegated subtree, never the top
+            raise OSError(f"{runtime_dir}/cgroup-root is missing and systemd owns the cgroup tree")
         if not mounts:
             raise OSError("no cgroup2 filesystem in /proc/mounts")
         root = mounts[0].rstrip("/")
