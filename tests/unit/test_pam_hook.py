@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import logoutd.pam.failsafe as part  # the hook's fail-safe part
 import logoutd.pam.hook as hook
 from logoutd.core.hookrecords import parse_hook_record
 
@@ -153,11 +154,14 @@ def failsafe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FailSa
     (run / "cgroup-root").write_text(f"{root}\n")
     mounts = tmp_path / "mounts"
     mounts.write_text(f"proc /proc proc rw 0 0\ncgroup2 {root} cgroup2 rw,nosuid 0 0\n")
-    monkeypatch.setattr(hook, "PROC", str(tmp_path / "proc"))
-    monkeypatch.setattr(hook, "MOUNTS", str(mounts))
-    monkeypatch.setattr(hook, "SYSTEMD", str(tmp_path / "no-systemd"))
+    monkeypatch.setattr(part, "PROC", str(tmp_path / "proc"))
+    monkeypatch.setattr(part, "MOUNTS", str(mounts))
+    monkeypatch.setattr(part, "SYSTEMD", str(tmp_path / "no-systemd"))
     warnings: list[str] = []
     monkeypatch.setattr(hook, "_warn", warnings.append)
+    # The hook compiles failsafe.py afresh; here the imported module is used, with the fakes.
+    monkeypatch.setattr(hook, "_fail_safe", lambda run, params, user, why: part.fail_safe(
+        run, params, user, why, warnings.append))
     world = FailSafe(tmp_path, run, root, os.getppid(), warnings)
     world.set_leader()
     umask = os.umask(0o022)
@@ -230,7 +234,7 @@ def test_no_fallback_to_the_mount_where_systemd_owns_the_tree(
     """There the daemon manages a delegated subtree: the top is systemd's, not ours to write."""
     (failsafe.run / "cgroup-root").unlink()
     (failsafe.tmp / "systemd").mkdir()
-    monkeypatch.setattr(hook, "SYSTEMD", str(failsafe.tmp / "systemd"))
+    monkeypatch.setattr(part, "SYSTEMD", str(failsafe.tmp / "systemd"))
     assert failsafe.open_session() == 0
     assert failsafe.records() == {} and not (failsafe.root / "user.slice").exists()
     assert "systemd owns the cgroup tree" in failsafe.warnings[0]
@@ -292,3 +296,37 @@ def test_close_session_never_fails_safe(failsafe: FailSafe) -> None:
     assert hook.main(["--runtime-dir", str(failsafe.run), "--socket", str(failsafe.tmp / "x")],
                      {"PAM_TYPE": "close_session"}) == 0
     assert failsafe.records() == {} and not (failsafe.root / "user.slice").exists()
+
+
+def test_fail_safe_part_is_compiled_only_when_needed_and_imports_nothing_heavy(
+        tmp_path: Path) -> None:
+    """The script as pam_exec runs it, with the real loader: no answer, so it compiles its
+    fail-safe part (failsafe.py beside it) and tracks its parent; the cgroup root here is a
+    plain directory, so the 'move' writes a file."""
+    with open("/proc/self/cgroup") as f:
+        if "/user.slice/user-" in f.read():
+            pytest.skip("pytest runs inside a user slice: the hook would rightly leave it alone")
+    run, root = tmp_path / "run", tmp_path / "cg"
+    run.mkdir()
+    root.mkdir()
+    (run / "cgroup-root").write_text(f"{root}\n")
+    done = _run_hook({"PAM_TYPE": "open_session", "PAM_USER": "root", "PAM_SERVICE": "su-l"},
+                     "--runtime-dir", str(run), "--socket", str(tmp_path / "none.sock"))
+    assert done.returncode == 0, done.stderr
+    imported = _imported(done.stderr)
+    assert not imported & HEAVY and not [m for m in imported if m.startswith("logoutd")]
+    [record] = (run / "hook").glob("*.json")
+    scope = root / json.loads(record.read_text())["scope"]
+    assert (scope / "cgroup.procs").read_text() == str(os.getpid())
+
+
+def test_installed_hook_carries_its_fail_safe_part(tmp_path: Path) -> None:
+    from logoutd.pam.install import fail_safe_path, install_hook
+
+    dest = tmp_path / "bin" / "logoutd-pam"
+    install_hook(dest)
+    part_path = fail_safe_path(dest)
+    assert part_path.name == "logoutd-pam-failsafe.py"
+    assert part_path.read_text() == Path(part.__file__).read_text()
+    assert f'\nFAIL_SAFE = "{part_path.name}"  #' in dest.read_text()
+    assert dest.read_text().startswith("#!/usr/bin/python3 -IS\n")
