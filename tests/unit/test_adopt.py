@@ -225,3 +225,24 @@ def test_record_whose_leader_pid_now_leads_another_session(core: Core) -> None:
     assert adopted.leader is None and adopted.finalized and not job.alive
     assert other.leader in core.processes.pinned and reused.alive
     assert core.manager.session_by_leader(reused.pid) is other
+
+
+def test_hook_moved_the_leader_after_the_daemon_did(core: Core) -> None:
+    """The daemon answered just after the hook's deadline: both made a scope and the hook's move
+    came last. Its scope holds the login, so the daemon's (empty) session ends and the hook's
+    is adopted: one session, and the login's job is still killed at logout."""
+    leader = core.world.spawn(uid=0)
+    daemons = core.manager.create_session(SessionRequest(uid=1000, leader=leader.pid))
+    scope = "user.slice/user-1000.slice/session-h9.scope"
+    core.cgroups.create(scope)
+    core.store.data[("hook", "h9")] = {
+        "id": "h9", "scope": scope, "uid": 1000, "leader": leader.pid,
+        "leader_start": leader.start_time, "timestamp": 1.0}
+    leader.cgroup = core.world.abs(scope)  # the hook's move, after the daemon's
+    job = core.world.spawn(uid=1000, cgroup=leader.cgroup)
+    [adopted] = core.manager.adopt_hook_records()
+    assert daemons.finalized and list(core.manager.sessions) == ["h9"]
+    assert core.manager.session_by_leader(leader.pid) is adopted and adopted.leader is not None
+    assert job.alive and not core.cgroups.exists(daemons.scope)
+    core.world.exit(leader.pid)
+    assert not job.alive and not core.manager.sessions

@@ -481,13 +481,21 @@ class Manager:
         tracked = self.session_by_leader(record.leader)
         pinned = tracked.leader if tracked is not None else None
         if tracked is not None and pinned is not None and pinned.start_time == record.leader_start:
-            # The daemon made a session for this very leader (in a race with the hook): one
-            # scope per login, so the hook's goes, if nothing runs in it.
-            log.warning("Removing the PAM hook's record %s: leader %d is in session %s.",
-                        stored.where, record.leader, tracked.id)
-            self.ports.cgroups.remove(record.scope)
-            store.remove(HOOK_KIND, stored.key)
-            return None
+            # The daemon made a session for this very leader, in a race with the hook (it
+            # answered just after the hook's deadline). One scope per login: whichever move
+            # came last holds the login (its PAM process forks nothing while the hook runs).
+            if self._cgroup_below_root(record.leader) != f"/{record.scope}":
+                log.warning("Removing the PAM hook's record %s: leader %d is in session %s.",
+                            stored.where, record.leader, tracked.id)
+                self.ports.cgroups.remove(record.scope)
+                store.remove(HOOK_KIND, stored.key)
+                return None
+            log.warning("Session %s lost its leader %d to the PAM hook's scope; ending it and "
+                        "adopting %s.", tracked.id, record.leader, stored.where)
+            tracked.stop(StopCause.SCOPE_EMPTY)  # empty: finalized at once, its pin released
+            if not tracked.finalized:
+                return None  # a process slipped in: try again at the next event
+            tracked = pinned = None
         user = self._get_or_add_user(account)
         user.start()
         leader = None if pinned is not None else self.ports.processes.repin(
