@@ -246,3 +246,29 @@ def test_hook_moved_the_leader_after_the_daemon_did(core: Core) -> None:
     assert job.alive and not core.cgroups.exists(daemons.scope)
     core.world.exit(leader.pid)
     assert not job.alive and not core.manager.sessions
+
+
+def test_empty_orphan_scope_is_removed_and_a_later_record_still_adopted(core: Core) -> None:
+    """A daemon starting while the hook is between its mkdir and its record: the empty scope is
+    removed (nothing to stop, so nothing of the login is signalled); the hook makes it again
+    and moves the leader, and the record arriving then is adopted."""
+    scope = "user.slice/user-1000.slice/session-h7.scope"
+    core.cgroups.create(scope)
+    manager = core.restart()
+    assert not core.cgroups.exists(scope) and not manager.sessions
+    leader = core.world.spawn(uid=0)
+    core.cgroups.create(scope)
+    leader.cgroup = core.world.abs(scope)
+    core.store.data[("hook", "h7")] = {
+        "id": "h7", "scope": scope, "uid": 1000, "leader": leader.pid,
+        "leader_start": leader.start_time, "timestamp": 1.0}
+    [session] = manager.adopt_hook_records()
+    assert session.id == "h7" and leader.alive and session.state is SessionState.ACTIVE
+
+
+def test_populated_orphan_scope_is_still_stopped(core: Core) -> None:
+    scope = "user.slice/user-1000.slice/session-5.scope"
+    core.cgroups.create(scope)
+    job = core.world.spawn(uid=1000, cgroup=core.world.abs(scope))
+    manager = core.restart()
+    assert not job.alive and not manager.sessions and not core.cgroups.exists(scope)

@@ -330,3 +330,21 @@ def test_installed_hook_carries_its_fail_safe_part(tmp_path: Path) -> None:
     assert part_path.read_text() == Path(part.__file__).read_text()
     assert f'\nFAIL_SAFE = "{part_path.name}"  #' in dest.read_text()
     assert dest.read_text().startswith("#!/usr/bin/python3 -IS\n")
+
+
+def test_scope_removed_before_the_move_is_made_again(
+        failsafe: FailSafe, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon starting between the hook's mkdir and its record removes the scope as an empty
+    orphan; the hook makes it again and moves the leader; the daemon adopts the record."""
+    write = part._write_record
+
+    def write_then_lose_scope(run: str, session_id: str, record: dict[str, object]) -> str:
+        path = write(run, session_id, record)  # type: ignore[arg-type]
+        os.rmdir(failsafe.root / str(record["scope"]))
+        return path
+
+    monkeypatch.setattr(part, "_write_record", write_then_lose_scope)
+    failsafe.open_session()
+    scope = failsafe.scope(f"h{failsafe.leader}")
+    assert (scope / "cgroup.procs").read_text() == str(failsafe.leader)
+    assert "tracked by the hook" in failsafe.warnings[0]

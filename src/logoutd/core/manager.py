@@ -419,6 +419,13 @@ class Manager:
                 if account is None:
                     log.warning("Orphan scope %s of an unknown uid, leaving it.", child)
                     continue
+                path = f"user.slice/{slice_name}/{child}"
+                if not cgroups.is_populated(path) and cgroups.remove(path):
+                    # Nothing to stop. (Also: a PAM hook that claimed it a moment ago, while we
+                    # were not answering, and has not written its record yet: it makes the
+                    # scope again and we adopt its record.)
+                    log.info("Removed the empty orphan scope %s.", path)
+                    continue
                 user = self._get_or_add_user(account)
                 user.started = True
                 session = Session(ctx=self.ctx, user=user, id=scope.group(1), leader_pid=0,

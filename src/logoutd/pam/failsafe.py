@@ -129,6 +129,11 @@ def _write_record(runtime_dir: str, session_id: str, record: dict[str, str | int
     return path
 
 
+def _move(scope_dir: str, pid: int) -> None:
+    with open(f"{scope_dir}/cgroup.procs", "w") as f:
+        f.write(str(pid))
+
+
 def fail_safe(runtime_dir: str, params: dict[str, str | int], user: str, why: str,
               warn: Callable[[str], None]) -> None:
     """The daemon did not answer: track the login ourselves, for the daemon to adopt.
@@ -162,8 +167,11 @@ def fail_safe(runtime_dir: str, params: dict[str, str | int], user: str, why: st
         except OSError:
             os.rmdir(f"{root}/{scope}")  # no record, no scope: fail open rather than orphaned
             raise
-        with open(f"{root}/{scope}/cgroup.procs", "w") as f:
-            f.write(str(leader))
+        try:
+            _move(f"{root}/{scope}", leader)
+        except FileNotFoundError:  # a daemon starting just now removed it as an empty orphan
+            os.makedirs(f"{root}/{scope}", exist_ok=True)
+            _move(f"{root}/{scope}", leader)
     except OSError as e:
         where = f" ({root}/{scope})" if scope else ""
         warn(f"logoutd did not answer ({why}) and the hook could not track the session of "
