@@ -95,13 +95,13 @@ with open(out, "a") as f:
 # exec the script), and appends both times to a file. It is the leader; it exits afterwards.
 HOOK_LEADER = """\
 import os, sys, time
-hook, sock, out = sys.argv[1:4]
+hook, run, out = sys.argv[1:4]
 env = dict(os.environ)
 times = []
 for kind in ("open_session", "close_session"):
     env["PAM_TYPE"] = kind
     t0 = time.perf_counter()
-    pid = os.posix_spawn(hook, [hook, "--socket", sock], env)
+    pid = os.posix_spawn(hook, [hook, "--runtime-dir", run], env)
     os.waitpid(pid, 0)
     times.append(time.perf_counter() - t0)
 with open(out, "a") as f:
@@ -186,10 +186,12 @@ def run_pam(world: World, daemon: Daemon, user: TestUser, runs: int, starts: int
     open_only = world.tmp / "pam-with-hook-open-only"
     login1 = world.tmp / "pam-with-pam-systemd"
     without.write_text(PAM_BASE)
+    # The documented line: the hook talks to RUNTIME_DIR/root.sock (and, if the daemon did not
+    # answer, would track the login in the bench's subtree, named in RUNTIME_DIR/cgroup-root).
     with_hook.write_text(PAM_BASE + f"session  optional   pam_exec.so quiet seteuid {hook} "
-                         f"--socket {daemon.socket}\n")
+                         f"--runtime-dir {daemon.runtime_dir}\n")
     open_only.write_text(PAM_BASE + f"session  optional   pam_exec.so quiet seteuid type=open_session "
-                         f"{hook} --socket {daemon.socket}\n")
+                         f"{hook} --runtime-dir {daemon.runtime_dir}\n")
     login1.write_text(PAM_LOGIN1)
     unshare, sh = which("unshare"), which("sh")
     result = PamResult(runs=runs, hook_bytes=hook.stat().st_size,
@@ -326,7 +328,7 @@ def _breakdown(world: World, daemon: Daemon, user: TestUser, hook: Path, count: 
         for _ in range(count):
             created = _created(daemon)
             leader = children.spawn([SYSTEM_PYTHON, "-IS", "-c", HOOK_LEADER, str(hook),
-                                     str(daemon.socket), str(out)], env=env)
+                                     str(daemon.runtime_dir), str(out)], env=env)
             if children.wait(leader) != 0 or _created(daemon) != created + 1:
                 raise RuntimeError(f"hook leader failed or created no session:\n{daemon.log_tail()}")
 

@@ -433,8 +433,8 @@ def _su_method(pam: PamResult | None) -> str:
         + "mount --bind FILE /etc/pam.d/su-l && exec su -l USER -c true'`, timed from spawn to "
         "exit, where FILE is `auth sufficient pam_rootok.so`, `account required pam_permit.so`, "
         "`session required pam_unix.so` (A); B adds `session optional pam_exec.so quiet seteuid "
-        "<hook> --socket <sock>` (the documented line), C the same with `type=open_session`, so "
-        "pam_exec runs the hook at open only")
+        "<hook> --runtime-dir <dir>` (the documented line; the hook talks to <dir>/root.sock), "
+        "C the same with `type=open_session`, so pam_exec runs the hook at open only")
     if d:
         text += (
             "; D adds `session required pam_systemd.so` instead: Debian's stock module (libpam-systemd "

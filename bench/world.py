@@ -151,6 +151,7 @@ class Daemon:
         self.dir = world.tmp / name
         self.root = self.dir / "root"
         self.socket = self.dir / "api.sock"
+        self.runtime_dir = self.dir / "run"  # root.sock (the hook's), cgroup-root, hook/
         self.log_path = self.dir / "logoutd.log"
         self.probe = self.dir / "probe.txt" if probe else None
         self.dropin = self.root / "etc/systemd/logind.conf.d/50-bench.conf"
@@ -159,7 +160,7 @@ class Daemon:
         python = daemon_python()
         entry = ["-m", "logoutd"] if self.probe is None else [str(PROBE), str(self.probe)]
         argv = [python, *entry, "--cgroup-root", str(world.subtree),
-                "--root", str(self.root), "--runtime-dir", str(self.dir / "run"),
+                "--root", str(self.root), "--runtime-dir", str(self.runtime_dir),
                 "--state-dir", str(self.dir / "state"), "--user-runtime-root", str(self.dir / "user"),
                 "--socket", str(self.socket)]
         env = dict(world.children.env)

@@ -9,7 +9,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from logoutd.core.ports import Account, ProcessInfo, ProcessRef, SpawnDone, SpawnRequest
+from logoutd.core.ports import (
+    Account,
+    ProcessInfo,
+    ProcessRef,
+    SpawnDone,
+    SpawnRequest,
+    StoredRecord,
+)
 from logoutd.errors import LogoutdError, ProcessGone
 
 
@@ -172,6 +179,7 @@ class FakeCgroups:
         self.signals: list[tuple[int, int]] = []
         self.kills: list[str] = []
         self.remove_calls: list[str] = []
+        self.moves: list[tuple[str, int]] = []
 
     @property
     def root_in_mount(self) -> str:
@@ -189,6 +197,7 @@ class FakeCgroups:
         proc = self.world.procs.get(pid)
         if proc is None or not proc.alive:
             raise ProcessGone(f"Process {pid} has exited.")
+        self.moves.append((path, pid))
         proc.cgroup = self.world.abs(path)
 
     def pids(self, path: str) -> list[int]:
@@ -252,6 +261,7 @@ class FakeStore:
         self.writes: list[tuple[str, str]] = []  # every save, in order (each is a file write)
         self.full = False  # a full state filesystem: save and append_lines raise, as the real one
         self.failed: list[tuple[str, str]] = []  # saves refused while full
+        self.unreadable: dict[tuple[str, str], str] = {}  # files that are not JSON objects: why
 
     def save(self, kind: str, key: str, record: dict[str, Any]) -> None:
         if self.full:
@@ -263,9 +273,17 @@ class FakeStore:
 
     def remove(self, kind: str, key: str) -> None:
         self.data.pop((kind, key), None)
+        self.unreadable.pop((kind, key), None)
 
     def load_all(self, kind: str) -> list[dict[str, Any]]:
         return [dict(v) for (k, _), v in sorted(self.data.items()) if k == kind]
+
+    def load_records(self, kind: str) -> list[StoredRecord]:
+        found = [StoredRecord(key, f"{kind}/{key}.json", dict(v))
+                 for (k, key), v in self.data.items() if k == kind]
+        found += [StoredRecord(key, f"{kind}/{key}.json", None, why)
+                  for (k, key), why in self.unreadable.items() if k == kind]
+        return sorted(found, key=lambda r: r.key)
 
     def append_lines(self, kind: str, records: list[dict[str, Any]], keep: int) -> None:
         if self.full:

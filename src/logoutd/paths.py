@@ -25,8 +25,19 @@ class Paths:
         return self.runtime_dir / "root.sock"
 
     @property
+    def hook_dir(self) -> Path:
+        """The PAM hook's records of sessions it tracked while the daemon did not answer."""
+        return self.runtime_dir / "hook"
+
+    @property
+    def cgroup_root_file(self) -> Path:
+        """The managed cgroup root, for the PAM hook's fail-safe path; written at each start."""
+        return self.runtime_dir / "cgroup-root"
+
+    @property
     def linger_dir(self) -> Path:
         return self.state_dir / "linger"
 
 
-DEFAULT_SOCKET = Path("/run/logoutd/api.sock")
+DEFAULT_RUNTIME_DIR = Path("/run/logoutd")
+DEFAULT_SOCKET = DEFAULT_RUNTIME_DIR / "api.sock"

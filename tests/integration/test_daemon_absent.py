@@ -1,4 +1,6 @@
-"""Without a (working) daemon, logins still work and cost at most a few seconds more.
+"""Without a (working) daemon, logins still work, cost at most a few seconds more, and are
+tracked all the same: the hook puts each into a session scope of its own and records it for the
+daemon to adopt (fail safe, DESIGN §10; tests/integration/test_failsafe.py shows the adoption).
 
 Compared with the same sshd and PAM stack without the hook line.  "missing": the socket path
 points nowhere; "stale": a socket file nobody listens on; "hung": a listener that accepts and
@@ -6,6 +8,7 @@ never answers (the hook's --timeout 2 bounds each call)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import statistics
 import time
@@ -63,4 +66,10 @@ def test_login_without_daemon(env, user, mode):
     else:
         assert slow_total - base_total < 3.0, detail
         assert slow_ready - base_ready < 1.0, f"refused connection should be instant; {detail}"
-    assert not (env.cgroup_root / "user.slice").exists()
+    # Each hooked login (and only those) got a scope of its own, recorded for the daemon.
+    records = [json.loads(p.read_text()) for p in (env.runtime_dir / "hook").glob("*.json")]
+    assert len(records) == ROUNDS, records
+    assert all(r["uid"] == user.uid for r in records), records
+    scopes = sorted(p.name for p in (env.user_slice() / f"user-{user.uid}.slice").iterdir()
+                    if p.name.startswith("session-"))
+    assert scopes == sorted(f"session-{r['id']}.scope" for r in records), (scopes, records)

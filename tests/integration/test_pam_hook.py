@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from harness.pam import run_hook
@@ -21,6 +22,8 @@ def test_installed_hook_starts(env):
 
 
 def test_hook_without_daemon_exits_zero_fast(env, user):
+    """Nothing listens: open and close return at once; open tracks its leader itself (fail
+    safe) in the test's subtree, named by RUNTIME_DIR/cgroup-root."""
     from logoutd.pam.install import install_hook
 
     hook = env.tmp / "hook"
@@ -29,16 +32,21 @@ def test_hook_without_daemon_exits_zero_fast(env, user):
     interp = hook.read_text().splitlines()[0][2:].split()[0]
     for kind in ("open_session", "close_session"):
         t0 = time.monotonic()
-        r = run_hook_via(interp, hook, kind, user.name, env.tmp / "nowhere.sock")
+        r = run_hook_via(env, interp, hook, kind, user.name, env.tmp / "nowhere.sock")
         assert r.returncode == 0, r
         assert time.monotonic() - t0 < 1.5, f"{kind} took {time.monotonic() - t0:.2f} s"
+    [record] = (env.runtime_dir / "hook").glob("*.json")
+    assert (env.cgroup_root / json.loads(record.read_text())["scope"]).is_dir()
 
 
-def run_hook_via(interp, hook, kind, user, socket):
+def run_hook_via(env, interp, hook, kind, user, socket):
     import subprocess
 
     environ = {"PATH": "/usr/bin:/bin", "PAM_TYPE": kind, "PAM_USER": user,
                "PAM_SERVICE": "logoutd-test", "PAM_TTY": "ssh"}
-    return subprocess.run([interp, "-I", "-S", str(hook), "--socket", str(socket),
+    # sh stands in for the PAM process, the hook's parent and so the leader it moves: never
+    # pytest itself (the test's cgroup subtree is killed at cleanup).
+    return subprocess.run(["sh", "-c", '"$@"; exit 0', "sh", interp, "-I", "-S", str(hook),
+                           "--runtime-dir", str(env.runtime_dir), "--socket", str(socket),
                            "--timeout", "2"], env=environ, capture_output=True, text=True,
                           timeout=10)

@@ -149,7 +149,8 @@ class Service:
                 "service": Param(str, ""), "type": Param(str, ""), "class": Param(str, ""),
                 "tty": Param(str, ""), "display": Param(str, ""),
                 "remote_host": Param(str, ""), "remote_user": Param(str, ""),
-            }, "Root: start a session for uid with leader moved into its scope."),
+            }, "Root: start a session for uid with leader moved into its scope (a leader with a "
+               "live session gets that one, existing: true)."),
             "release_session": Method(self.release_session, {
                 "id": Param(str), "leader": Param(int),
             }, "Root: the PAM stack closed the session (by id or by leader pid)."),
@@ -269,12 +270,12 @@ class Service:
                        class_: str, tty: str, display: str, remote_host: str,
                        remote_user: str) -> dict[str, Any]:
         self._require_root(caller, "create sessions")
-        session = self.manager.create_session(SessionRequest(
+        session, existing = self.manager.open_session(SessionRequest(
             uid=uid, leader=leader, service=service, type=type, class_=class_, tty=tty,
             display=display, remote_host=remote_host, remote_user=remote_user,
         ))
         return {"session": session_view(session), "runtime_path": session.user.runtime_path,
-                "existing": False}
+                "existing": existing}
 
     def release_session(self, caller: Caller, *, id: str | None,
                         leader: int | None) -> dict[str, Any]:

@@ -5,21 +5,24 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from logoutd.config.model import Config
 from logoutd.core.context import Context, Ports, log
 from logoutd.core.decision import KillDecision, StopAction
+from logoutd.core.hookrecords import HOOK_KIND, parse_hook_record
 from logoutd.core.leftovers import LeftoverLog
 from logoutd.core.policy import PolicyDecision, may_linger_self
-from logoutd.core.ports import Account
-from logoutd.core.sessions import Session, StopCause
+from logoutd.core.ports import Account, StoredRecord
+from logoutd.core.sessions import Session, SessionState, StopCause
 from logoutd.core.units import Units
 from logoutd.core.users import User
 from logoutd.crashpoints import crashpoint
 from logoutd.errors import (
     InvalidArgument,
     LimitsExceeded,
+    LogoutdError,
     NoSuchSession,
     NoSuchUser,
     ProcessGone,
@@ -81,12 +84,31 @@ class Manager:
     # -- creation -----------------------------------------------------------------------
 
     def create_session(self, request: SessionRequest) -> Session:
+        return self.open_session(request)[0]
+
+    def open_session(self, request: SessionRequest) -> tuple[Session, bool]:
+        """create_session, idempotent per leader (DESIGN §10): (the session, whether it existed).
+
+        A late request for a leader that the PAM hook has meanwhile put into a scope of its own
+        adopts that scope; a leader with a live session gets that session back. Anyone else
+        already in a user slice (su/sudo inside a session) is busy.
+        """
         if request.leader <= 1:
             raise InvalidArgument("Invalid leader PID")
         account = self.ports.userdb.by_uid(request.uid)
         if account is None:
             raise NoSuchUser(f"No user with uid {request.uid} known to the user database.")
         type_, class_ = _type_and_class(request)
+        self.adopt_hook_records()
+        # Before pin(): pinning the leader again would replace the session's own pidfd.
+        existing = self.session_by_leader(request.leader)
+        if existing is not None and existing.leader is not None and (
+                self.ports.processes.is_alive(existing.leader)):
+            if existing.user.uid != request.uid or existing.state is SessionState.CLOSING:
+                raise SessionBusy(f"Leader {request.leader} already has session {existing.id}.")
+            log.debug("Leader %d already has session %s: answering with it.", request.leader,
+                      existing.id)
+            return existing, True
         leader = self.ports.processes.pin(request.leader)
         try:
             self._check_not_in_session(request.leader)
@@ -100,7 +122,7 @@ class Manager:
             session = Session(
                 ctx=self.ctx,
                 user=user,
-                id=self._pick_id(request.leader),
+                id=self._pick_id(request.leader, user.slice),
                 leader_pid=request.leader,
                 leader=leader,
                 service=request.service,
@@ -122,7 +144,7 @@ class Manager:
             self.ports.processes.release(leader)
             raise
         self._tell(lambda listener: listener.session_new(session))
-        return session
+        return session, False
 
     def _check_not_in_session(self, pid: int) -> None:
         """su/sudo inside a session: the leader already runs in one of our user slices."""
@@ -130,9 +152,16 @@ class Manager:
         if path is not None and _USER_SLICE.search(path):
             raise SessionBusy("Already running in a session or user slice")
 
-    def _pick_id(self, leader: int) -> str:
+    def _pick_id(self, leader: int, user_slice: str) -> str:
+        """The audit session id, else c<N>; never one in use or with a scope already there (the
+        PAM hook's, made while logoutd did not answer, or a leftover)."""
+
+        def free(candidate: str) -> bool:
+            return candidate not in self.sessions and not self.ports.cgroups.exists(
+                f"{user_slice}/session-{candidate}.scope")
+
         audit = self.ports.processes.audit_session_id(leader)
-        if audit is not None and str(audit) not in self.sessions:
+        if audit is not None and free(str(audit)):
             return str(audit)
         while True:
             first, limit = self._counter
@@ -140,7 +169,7 @@ class Manager:
                 first, limit = self.ports.store.reserve_counter(COUNTER_BLOCK)
             self._counter = (first + 1, limit)
             candidate = f"c{first}"
-            if candidate not in self.sessions:
+            if free(candidate):
                 return candidate
 
     def _get_or_add_user(self, account: Any) -> User:
@@ -283,6 +312,7 @@ class Manager:
             self._restore_user(record)
         for record in self.ports.store.load_all("sessions"):
             self._restore_session(record)
+        self._adopt_hook_records()  # before the orphans: a hook-made scope is no orphan
         self._adopt_orphan_scopes()
         self.units.restore()
         for user in list(self.users.values()):
@@ -389,6 +419,13 @@ class Manager:
                 if account is None:
                     log.warning("Orphan scope %s of an unknown uid, leaving it.", child)
                     continue
+                path = f"user.slice/{slice_name}/{child}"
+                if not cgroups.is_populated(path) and cgroups.remove(path):
+                    # Nothing to stop. (Also: a PAM hook that claimed it a moment ago, while we
+                    # were not answering, and has not written its record yet: it makes the
+                    # scope again and we adopt its record.)
+                    log.info("Removed the empty orphan scope %s.", path)
+                    continue
                 user = self._get_or_add_user(account)
                 user.started = True
                 session = Session(ctx=self.ctx, user=user, id=scope.group(1), leader_pid=0,
@@ -396,8 +433,106 @@ class Manager:
                 log.info("Adopting orphan scope of session %s.", session.id)
                 self._add(session)
 
+    # -- sessions the PAM hook started while logoutd did not answer ----------------------
+
+    def adopt_hook_records(self) -> list[Session]:
+        """Adopt every session the hook recorded (at a create_session, and when the runtime
+        sees a new record); each then lives, ends and is killed as any other."""
+        adopted = self._adopt_hook_records()
+        for session in adopted:
+            session.resume()  # watch; a leader already gone stops it at once
+        return adopted
+
+    def _adopt_hook_records(self) -> list[Session]:
+        adopted = []
+        for stored in self.ports.store.load_records(HOOK_KIND):
+            try:
+                session = self._adopt_hook_record(stored)
+            except LogoutdError as e:  # e.g. a full state filesystem: the record stays for later
+                log.warning("Cannot adopt the session recorded in %s yet: %s", stored.where,
+                            e.message)
+                continue
+            if session is not None:
+                adopted.append(session)
+                self._tell(partial(_session_new, session=session))
+        return adopted
+
+    def _adopt_hook_record(self, stored: StoredRecord) -> Session | None:
+        store = self.ports.store
+        try:
+            if stored.record is None:
+                raise ValueError(stored.error)
+            record = parse_hook_record(stored.key, stored.record)
+            request = SessionRequest(
+                uid=record.uid, leader=record.leader, service=record.service, type=record.type,
+                class_=record.class_, tty=record.tty, display=record.display,
+                remote_host=record.remote_host, remote_user=record.remote_user)
+            type_, class_ = _type_and_class(request)
+            account = self.ports.userdb.by_uid(record.uid)
+            if account is None:
+                raise ValueError(f"uid {record.uid} is unknown to the user database")
+        except (ValueError, InvalidArgument) as e:
+            log.warning("Removing the PAM hook's record %s: %s; its scope, if any, is left to "
+                        "the normal cleanup.", stored.where, e)
+            store.remove(HOOK_KIND, stored.key)
+            return None
+        known = self.sessions.get(record.id)
+        if known is not None:
+            if known.scope != record.scope:
+                log.warning("Removing the PAM hook's record %s: session %s already exists in "
+                            "%s.", stored.where, record.id, known.scope)
+            store.remove(HOOK_KIND, stored.key)  # else: adopted before a crash, saved since
+            return None
+        # A pid that leads a session of ours is pinned already: pinning it again would replace
+        # that session's pidfd, so it is compared, not pinned.
+        tracked = self.session_by_leader(record.leader)
+        pinned = tracked.leader if tracked is not None else None
+        if tracked is not None and pinned is not None and pinned.start_time == record.leader_start:
+            # The daemon made a session for this very leader, in a race with the hook (it
+            # answered just after the hook's deadline). One scope per login: whichever move
+            # came last holds the login (its PAM process forks nothing while the hook runs).
+            if self._cgroup_below_root(record.leader) != f"/{record.scope}":
+                log.warning("Removing the PAM hook's record %s: leader %d is in session %s.",
+                            stored.where, record.leader, tracked.id)
+                self.ports.cgroups.remove(record.scope)
+                store.remove(HOOK_KIND, stored.key)
+                return None
+            log.warning("Session %s lost its leader %d to the PAM hook's scope; ending it and "
+                        "adopting %s.", tracked.id, record.leader, stored.where)
+            tracked.stop(StopCause.SCOPE_EMPTY)  # empty: finalized at once, its pin released
+            if not tracked.finalized:
+                return None  # a process slipped in: try again at the next event
+            tracked = pinned = None
+        user = self._get_or_add_user(account)
+        user.start()
+        leader = None if pinned is not None else self.ports.processes.repin(
+            record.leader, record.leader_start)
+        session = Session(
+            ctx=self.ctx, user=user, id=record.id, leader_pid=record.leader, leader=leader,
+            service=record.service, tty=record.tty.removeprefix("/dev/"),
+            remote_host=record.remote_host, remote_user=record.remote_user, type=type_,
+            class_=class_, timestamp=record.timestamp,
+        )
+        self._add(session)
+        if tracked is not None:  # the pid was reused by another session's leader: still theirs
+            self._by_leader[record.leader] = tracked
+        try:
+            session.adopt()
+        except BaseException:
+            self._forget(session)
+            if leader is not None:
+                self.ports.processes.release(leader)
+            user.gc()
+            raise
+        store.remove(HOOK_KIND, stored.key)
+        return session
+
     def all_sessions(self) -> Iterable[Session]:
         return sorted(self.sessions.values(), key=lambda s: s.id)
+
+
+def _session_new(listener: Listener, session: Session) -> None:
+    listener.session_new(session)
 
 
 def _opt_float(value: Any) -> float | None:

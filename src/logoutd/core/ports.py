@@ -121,6 +121,16 @@ class CgroupTree(Protocol):
     def unwatch(self, path: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class StoredRecord:
+    """One record file as read, named, so that a bad one can be reported and removed."""
+
+    key: str
+    where: str  # the file, for messages
+    record: dict[str, Any] | None  # None: unreadable
+    error: str = ""  # why it is unreadable
+
+
 class StateStore(Protocol):
     """Private, atomically written state; the API is the interface, not these files."""
 
@@ -129,6 +139,10 @@ class StateStore(Protocol):
     def remove(self, kind: str, key: str) -> None: ...
 
     def load_all(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def load_records(self, kind: str) -> list[StoredRecord]:
+        """Every record of a kind that others write (the PAM hook's), unreadable ones included."""
+        ...
 
     def append_lines(self, kind: str, records: list[dict[str, Any]], keep: int) -> None:
         """Append records to a private log of that kind, keeping about the newest `keep`."""

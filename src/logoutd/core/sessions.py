@@ -129,6 +129,28 @@ class Session:
                                     uid=self.user.uid, leader=self.leader_pid, service=self.service,
                                     tty=self.tty, remote_host=self.remote_host)
 
+    def adopt(self) -> None:
+        """Take over the scope the PAM hook made while logoutd did not answer (DESIGN §10); the
+        caller then resume()s it. The leader is moved in only if the hook did not get to it."""
+        if self.started:
+            return
+        cgroups = self.ctx.ports.cgroups
+        cgroups.create(self.scope)  # there already, unless removed since (it is then empty)
+        if self.leader is not None and self.leader.pid not in cgroups.pids(self.scope):
+            try:
+                cgroups.move(self.scope, self.leader.pid)
+            except ProcessGone:
+                self.ctx.ports.processes.release(self.leader)
+                self.leader = None
+        self.started = True
+        self.save()
+        log.info("New session %s of user %s, adopted from the PAM hook (leader %d%s).", self.id,
+                 self.user.name, self.leader_pid, "" if self.leader is not None else ", gone")
+        self.ctx.ports.audit.record("session-new", session=self.id, user=self.user.name,
+                                    uid=self.user.uid, leader=self.leader_pid, service=self.service,
+                                    tty=self.tty, remote_host=self.remote_host,
+                                    adopted_from="hook")
+
     def _watch(self) -> None:
         ports = self.ctx.ports
         ports.cgroups.watch_empty(self.scope, self._on_scope_event)

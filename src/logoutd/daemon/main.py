@@ -15,7 +15,7 @@ from logoutd.core.manager import Manager
 from logoutd.daemon.logs import setup_logging
 from logoutd.daemon.runtime import Runtime
 from logoutd.errors import LogoutdError
-from logoutd.paths import Paths
+from logoutd.paths import DEFAULT_RUNTIME_DIR, Paths
 from logoutd.system.cgroups import find_cgroup2_mount
 
 log = logging.getLogger("logoutd")
@@ -95,7 +95,8 @@ def _announce(paths: Paths, manager: Manager) -> None:
              "%d sessions and %d users restored.", config.kill_user_processes,
              config.session_stop_timeout_sec, config.user_stop_delay_sec,
              len(manager.sessions), len(manager.users))
-    socket_arg = "" if paths.socket_path == Path("/run/logoutd/api.sock") else \
-        f" --socket {paths.socket_path}"
+    # The hook talks to RUNTIME_DIR/root.sock and keeps its fail-safe records there too.
+    runtime_arg = "" if paths.runtime_dir == DEFAULT_RUNTIME_DIR else \
+        f" --runtime-dir {paths.runtime_dir}"
     log.info("Enable it with this PAM line (e.g. in /etc/pam.d/common-session):")
-    log.info("  session optional pam_exec.so quiet seteuid %s%s", HOOK_PATH, socket_arg)
+    log.info("  session optional pam_exec.so quiet seteuid %s%s", HOOK_PATH, runtime_arg)

@@ -24,11 +24,11 @@ from logoutd.paths import Paths
 from logoutd.system.accounts import UserDb, UserFiles
 from logoutd.system.audit import AuditFile
 from logoutd.system.cgroups import CgroupTree
-from logoutd.system.inotify import Inotify
+from logoutd.system.inotify import IN_MOVED_TO, Inotify
 from logoutd.system.memory import release_memory
 from logoutd.system.procfs import ProcessTable
 from logoutd.system.spawn import Spawner
-from logoutd.system.statefiles import StateStore
+from logoutd.system.statefiles import StateStore, write_atomic
 
 log = logging.getLogger("logoutd")
 
@@ -44,7 +44,7 @@ class LoopClock:
         return self._loop.call_later(delay, _guarded(callback))
 
 
-def _guarded(callback: Callable[[], None]) -> Callable[[], None]:
+def _guarded(callback: Callable[[], object]) -> Callable[[], None]:
     """Run a core callback; an error is logged loudly with its traceback and the daemon goes on."""
 
     def run() -> None:
@@ -106,7 +106,11 @@ class Runtime:
             audit=self.audit,
             spawner=spawner,
         )
+        write_atomic(self.paths.cgroup_root_file, f"{self.paths.cgroup_root.resolve()}\n",
+                     mode=0o644)
         manager = Manager(ports, self.config_result.config)
+        # Watch before restore() reads the records: one written in between is not missed.
+        inotify.add(str(self.paths.hook_dir), _guarded(manager.adopt_hook_records), IN_MOVED_TO)
         manager.restore()
         manager.start_lingering_users()
         info = DaemonInfo(

@@ -24,7 +24,7 @@ from dbus_fast.errors import DBusError
 from logoutd.api.service import Caller, Service, session_view, user_view
 from logoutd.core.sessions import Session
 from logoutd.core.users import User
-from logoutd.errors import AccessDenied, LogoutdError, NoSuchSession, NoSuchUser
+from logoutd.errors import AccessDenied, LogoutdError, NoSuchSession, NoSuchUser, SessionBusy
 from logoutd.login1 import objects, polkit
 from logoutd.login1.fifo import ReferenceFifos
 from logoutd.login1.labels import ROOT, SESSION_PREFIX, USER_PREFIX, session_path, unescape, user_path
@@ -371,6 +371,8 @@ class Login1:
             "remote_user": remote_user,
         })
         assert isinstance(created, dict)  # create_session answers at once
+        if created["existing"]:  # logind answers a second CreateSession for a leader so
+            raise SessionBusy("Already running in a session or user slice")
         session = self.manager.sessions.get(created["session"]["id"])
         if session is None:  # the leader exited between the move and now
             raise NoSuchSession("The session ended before it could be returned.")

@@ -5,7 +5,13 @@ Standard library only, and as little of it as possible: it runs at every login, 
 with `python3 -IS` (isolated, no site). The leader is the PAM process (our parent). A login never fails or
 waits more than the timeout because of logoutd: every path exits 0.
 
-    session optional pam_exec.so quiet seteuid /usr/local/bin/logoutd-pam [--socket P] [--timeout S]
+    session optional pam_exec.so quiet seteuid /usr/local/bin/logoutd-pam [--runtime-dir DIR]
+        [--socket P] [--timeout S]
+
+It talks to DIR/root.sock (DIR: /run/logoutd), the socket that only root may use. When the
+daemon does not answer at session open, the hook fails safe (DESIGN §10, failsafe.py): it
+puts the leader into a session scope of its own under the managed cgroup root, with the
+daemon's naming rules, and records it in DIR/hook/ID.json for the daemon to adopt.
 """
 
 import _socket  # the C module: `socket` drags in enum and selectors (~5 ms per login)
@@ -13,8 +19,9 @@ import os
 import sys
 import time
 
-DEFAULT_SOCKET = "/run/logoutd/api.sock"
+DEFAULT_RUNTIME_DIR = "/run/logoutd"
 DEFAULT_TIMEOUT = 2.0
+FAIL_SAFE = "failsafe.py"  # install_hook() installs it beside the hook as <hook>-failsafe.py
 
 
 def _quote(value: str) -> str:
@@ -59,7 +66,7 @@ def _call(path: str, payload: bytes, timeout: float) -> bytes:
         while not answer.endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no answer within {timeout:g}s")
+                raise TimeoutError(f"no answer within {timeout:g} s")
             sock.settimeout(left)
             chunk = sock.recv(65536)
             if not chunk:
@@ -70,9 +77,13 @@ def _call(path: str, payload: bytes, timeout: float) -> bytes:
         sock.close()
 
 
-def _options(argv: list[str]) -> tuple[str, float]:
-    """--socket PATH and --timeout SECONDS (also as --opt=value); anything else is ignored."""
-    values = {"socket": os.environ.get("LOGOUTD_SOCKET") or DEFAULT_SOCKET, "timeout": ""}
+def _options(argv: list[str]) -> tuple[str, str, float]:
+    """--runtime-dir DIR, --socket PATH and --timeout SECONDS (also as --opt=value).
+
+    Only the command line counts: the environment is the login's PAM environment, which a
+    user's pam_env file can fill (LOGOUTD_SOCKET pointing at a dead socket, say).
+    """
+    values = {"runtime-dir": "", "socket": "", "timeout": ""}
     for i, arg in enumerate(argv):
         for name in values:
             if arg == f"--{name}" and i + 1 < len(argv):
@@ -83,7 +94,8 @@ def _options(argv: list[str]) -> tuple[str, float]:
         timeout = max(0.1, float(values["timeout"] or DEFAULT_TIMEOUT))
     except ValueError:
         timeout = DEFAULT_TIMEOUT
-    return values["socket"], timeout
+    runtime_dir = values["runtime-dir"] or DEFAULT_RUNTIME_DIR
+    return values["socket"] or f"{runtime_dir}/root.sock", runtime_dir, timeout
 
 
 def _session_params(env: dict[str, str], leader: int) -> dict[str, str | int]:
@@ -112,26 +124,48 @@ def _session_params(env: dict[str, str], leader: int) -> dict[str, str | int]:
     return params
 
 
+def _fail_safe(runtime_dir: str, params: dict[str, str | int], user: str, why: str) -> None:
+    """Track the login without the daemon (failsafe.py, next to this file). Compiled only here:
+    a script is compiled at every start, and this code would cost every login ~2 ms."""
+    path = os.path.join(os.path.dirname(os.path.realpath(__file__)), FAIL_SAFE)
+    namespace: dict[str, object] = {"__name__": "logoutd_pam_failsafe"}
+    try:
+        with open(path) as f:
+            exec(compile(f.read(), path, "exec"), namespace)
+    except OSError as e:
+        _warn(f"logoutd did not answer ({why}) and the hook's fail-safe part is missing ({e}); "
+              f"login of user {user} proceeds untracked")
+        return
+    namespace["fail_safe"](runtime_dir, params, user, why, _warn)  # type: ignore[operator]
+
+
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     env = dict(os.environ) if env is None else env
-    socket_path, timeout = _options(argv)
+    socket_path, runtime_dir, timeout = _options(argv)
     kind = env.get("PAM_TYPE", "")
     leader = os.getppid()
     try:
         if kind == "open_session":
-            payload = _request("create_session", _session_params(env, leader))
+            params = _session_params(env, leader)
+            payload = _request("create_session", params)
         elif kind == "close_session":
             payload = _request("release_session", {"leader": leader})
         else:
             return 0  # auth, account, password: nothing to do
         answer = _call(socket_path, payload, timeout)
+        if not answer:  # the daemon closed the connection without a word (it crashed)
+            raise ConnectionResetError("connection closed without an answer")
     except KeyError:
         _warn(f"user {env.get('PAM_USER', '')!r} is unknown; no session created")
         return 0
     except OSError as e:
-        then = "login proceeds" if kind == "open_session" else "logout goes on"
-        _warn(f"logoutd not reachable at {socket_path} ({e}); {then} without it")
+        if kind == "open_session":
+            why = f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else \
+                f"{socket_path}: {e.strerror or e}"
+            _fail_safe(runtime_dir, params, env.get("PAM_USER", ""), why)
+        else:
+            _warn(f"logoutd not reachable at {socket_path} ({e}); logout goes on without it")
         return 0
     if b'"ok": true' in answer:
         return 0

@@ -9,18 +9,35 @@ from pathlib import Path
 from logoutd.shell import DEFAULT_RUNTIME_ROOT, default_logoutctl, install_profile
 
 DEFAULT_DEST = Path("/usr/local/bin/logoutd-pam")
+FAIL_SAFE = "failsafe.py"  # hook.py's FAIL_SAFE in the source tree
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
+def fail_safe_path(dest: Path) -> Path:
+    """Where the hook's fail-safe part goes: beside it, <hook>-failsafe.py."""
+    return dest.with_name(f"{dest.name}-failsafe.py")
+
+
 def install_hook(dest: Path = DEFAULT_DEST, python: str = SYSTEM_PYTHON) -> None:
-    """Write the hook to dest (atomically), with a shebang that skips site and user paths."""
-    source = (Path(__file__).parent / "hook.py").read_text()
+    """Write the hook to dest, with a shebang that skips site and user paths, and its fail-safe
+    part beside it (each atomically; the part first, so a hook never names a missing one)."""
+    here = Path(__file__).parent
+    source = (here / "hook.py").read_text()
     body = source.split("\n", 1)[1] if source.startswith("#!") else source
+    line = f'FAIL_SAFE = "{FAIL_SAFE}"'
+    if line not in body:
+        raise RuntimeError(f"hook.py lacks the line {line!r}")
+    body = body.replace(line, f'FAIL_SAFE = "{fail_safe_path(dest).name}"', 1)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(f"#!{python} -IS\n{body}")  # one shebang argument: -IS
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, dest)
+    _write(fail_safe_path(dest), (here / FAIL_SAFE).read_text(), 0o644)
+    _write(dest, f"#!{python} -IS\n{body}", 0o755)  # one shebang argument: -IS
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str]) -> int:
@@ -47,7 +64,7 @@ def main(argv: list[str]) -> int:
                                                 and os.access(logoutctl, os.X_OK)):
         parser.error(f"{logoutctl} is not an executable file; name it with --logoutctl")
     install_hook(args.dest, args.python)
-    print(f"Installed {args.dest}. Enable it with:")
+    print(f"Installed {args.dest} and {fail_safe_path(args.dest)}. Enable it with:")
     print(f"  session optional pam_exec.so quiet seteuid {args.dest}")
     if args.profile_script is not None:
         install_profile(args.profile_script, logoutctl, args.user_runtime_root)

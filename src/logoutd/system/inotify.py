@@ -9,6 +9,7 @@ import struct
 from collections.abc import Callable
 
 IN_MODIFY = 0x00000002
+IN_MOVED_TO = 0x00000080
 IN_IGNORED = 0x00008000
 _EVENT = struct.Struct("iIII")
 
@@ -16,7 +17,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 class Inotify:
-    """Watches files for modification; `dispatch()` runs the callbacks of the ready watches."""
+    """Watches files for modification (or directories for other events); `dispatch()` runs the
+    callbacks of the ready watches."""
 
     def __init__(self) -> None:
         self.fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -24,8 +26,8 @@ class Inotify:
             raise OSError(ctypes.get_errno(), "inotify_init1 failed")
         self._callbacks: dict[int, Callable[[], None]] = {}
 
-    def add(self, path: str, callback: Callable[[], None]) -> int:
-        wd = _libc.inotify_add_watch(self.fd, os.fsencode(path), IN_MODIFY)
+    def add(self, path: str, callback: Callable[[], None], mask: int = IN_MODIFY) -> int:
+        wd = _libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
         if wd < 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), path)

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from logoutd.core.hookrecords import HOOK_KIND
+from logoutd.core.ports import StoredRecord
 from logoutd.crashpoints import crashpoint
 from logoutd.errors import LogoutdError
 
@@ -50,7 +52,7 @@ class StateStore:
     def __init__(self, runtime_dir: Path, state_dir: Path) -> None:
         self.runtime_dir = runtime_dir
         self.state_dir = state_dir
-        for kind in ("sessions", "users", "units"):
+        for kind in ("sessions", "users", "units", HOOK_KIND):
             (runtime_dir / kind).mkdir(parents=True, exist_ok=True, mode=0o700)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         self._line_counts: dict[str, int] = {}
@@ -69,17 +71,27 @@ class StateStore:
 
     def load_all(self, kind: str) -> list[dict[str, Any]]:
         records = []
-        for path in sorted((self.runtime_dir / kind).glob("*.json")):
+        for stored in self.load_records(kind):
+            if stored.record is None:
+                log.warning("%s: unreadable state file, ignoring it: %s", stored.where, stored.error)
+                continue
+            records.append(stored.record)
+        return records
+
+    def load_records(self, kind: str) -> list[StoredRecord]:
+        records = []
+        # Temp files (".name.json.tmp") are half-written: only whole, renamed records count.
+        for path in sorted((self.runtime_dir / kind).glob("[!.]*.json")):
             try:
                 text = path.read_text()
                 body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
                 record = json.loads(body)
                 if not isinstance(record, dict):
                     raise ValueError("not an object")
-            except (OSError, ValueError) as e:
-                log.warning("%s: unreadable state file, ignoring it: %s", path, e)
+            except (OSError, ValueError, RecursionError) as e:
+                records.append(StoredRecord(path.stem, str(path), None, str(e) or type(e).__name__))
                 continue
-            records.append(record)
+            records.append(StoredRecord(path.stem, str(path), record))
         return records
 
     def append_lines(self, kind: str, records: list[dict[str, Any]], keep: int) -> None:

@@ -40,6 +40,7 @@ class Daemon:
     base: Path  # <tmp>/daemon
     cgroup_root: Path
     socket: Path
+    runtime_dir: Path  # --runtime-dir: root.sock, state, the hook's records (env.runtime_dir)
     log_path: Path = field(init=False)
     popen: subprocess.Popen[bytes] | None = None
     proc: Proc | None = None
@@ -49,7 +50,6 @@ class Daemon:
     def __post_init__(self) -> None:
         self.root = self.base / "root"
         self.dropin_dir = self.root / "etc/systemd/logind.conf.d"
-        self.runtime_dir = self.base / "run"
         self.state_dir = self.base / "state"
         self.user_runtime_root = self.base / "user"
         self.log_path = self.base / "logoutd.log"

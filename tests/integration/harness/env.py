@@ -40,6 +40,13 @@ class Env:
         self.cleanup.add(Phase.CGROUPS, f"rmdir {self.cgroup_root}",
                          lambda: cgroups.destroy_test_root(self.cgroup_root))
         self.socket = self.tmp / "api.sock"
+        # Shared by the test's daemons, as the socket is, so PAM lines can name it before any
+        # daemon exists. cgroup-root stands in for a daemon that ran before: the hook's
+        # fail-safe path must find this test's subtree even if no daemon ever started, never
+        # fall back to the machine's cgroup2 mount.
+        self.runtime_dir = self.tmp / "run"
+        self.runtime_dir.mkdir(mode=0o755)
+        (self.runtime_dir / "cgroup-root").write_text(f"{self.cgroup_root}\n")
         self.daemons: list[Daemon] = []
         self.users: list[TestUser] = []
         self.logins: list[Login] = []
@@ -56,10 +63,11 @@ class Env:
         return user
 
     def pam(self, *, hook: bool = True, suffix: str = "", socket: Path | None = None,
-            systemd: bool = False) -> PamService:
-        """The test PAM service; `systemd=True`: stock pam_systemd.so instead of the hook."""
-        service = install_service(self.tmp, self.hexid, socket or self.socket, hook=hook,
-                                  suffix=suffix, systemd=systemd)
+            systemd: bool = False, timeout: float = 2.0) -> PamService:
+        """The test PAM service; `systemd=True`: stock pam_systemd.so instead of the hook. The hook
+        talks to the daemons' root.sock in env.runtime_dir, or to `socket` if given."""
+        service = install_service(self.tmp, self.hexid, self.runtime_dir, socket, hook=hook,
+                                  suffix=suffix, systemd=systemd, timeout=timeout)
         self.cleanup.add(Phase.FILES, f"rm {service.file}", lambda: remove_service(service))
         return service
 
@@ -78,8 +86,8 @@ class Env:
         `api_in_runtime_dir`: its api socket sits beside root.sock (as with default paths),
         not at env.socket."""
         base = self.tmp / f"daemon{len(self.daemons)}"
-        socket = base / "run" / "api.sock" if api_in_runtime_dir else self.socket
-        daemon = Daemon(base, self.cgroup_root, socket, dbus=dbus)
+        socket = self.runtime_dir / "api.sock" if api_in_runtime_dir else self.socket
+        daemon = Daemon(base, self.cgroup_root, socket, self.runtime_dir, dbus=dbus)
         self.daemons.append(daemon)
         self.cleanup.add(Phase.DAEMON, "kill logoutd", daemon.kill)
         if config is not None:

@@ -18,9 +18,13 @@ PREFIX = "logoutd-test-"
 OVERRIDDEN = ("su", "su-l", "runuser", "runuser-l")
 
 
-def stack(hook: Path | None, socket: Path, timeout: float = 2.0, *, su: bool = False,
-          systemd: bool = False) -> str:
+def stack(hook: Path | None, runtime_dir: Path, socket: Path | None = None, timeout: float = 2.0,
+          *, su: bool = False, systemd: bool = False) -> str:
     """A minimal PAM stack: no password, pam_unix session, then the logoutd hook.
+
+    The hook gets the test's `--runtime-dir` (it talks to RUNTIME_DIR/root.sock, and its
+    fail-safe path finds the test's cgroup subtree in RUNTIME_DIR/cgroup-root, never the
+    machine's); `socket` adds `--socket` (a test's dead socket, say).
 
     common-session is deliberately not included: it holds pam_systemd.so, and this machine has
     no system bus.  `systemd=True` ends the stack with stock pam_systemd.so (optional, as in
@@ -38,9 +42,10 @@ def stack(hook: Path | None, socket: Path, timeout: float = 2.0, *, su: bool = F
         "session   required   pam_unix.so",
     ]
     if hook is not None:
+        socket_arg = f" --socket {socket}" if socket is not None else ""
         lines.append(
             f"session   optional   pam_exec.so quiet seteuid {hook} "
-            f"--socket {socket} --timeout {timeout:g}"
+            f"--runtime-dir {runtime_dir}{socket_arg} --timeout {timeout:g}"
         )
     if systemd:
         lines.append("session   optional   pam_systemd.so debug")
@@ -74,7 +79,8 @@ class PamService:
     file: Path  # /etc/pam.d/<name>
     overrides: dict[str, Path]  # stock name (su, su-l, ...) -> test copy in the temp dir
     hook: Path | None
-    socket: Path
+    runtime_dir: Path  # the hook's --runtime-dir
+    socket: Path | None  # its --socket, if any (else RUNTIME_DIR/root.sock)
     systemd: bool = False  # pam_systemd.so instead of the hook
 
     def namespace_prefix(self) -> str:
@@ -89,8 +95,8 @@ class PamService:
 
 
 def install_service(
-    tmp: Path, hexid: str, socket: Path, *, hook: bool = True, suffix: str = "",
-    systemd: bool = False,
+    tmp: Path, hexid: str, runtime_dir: Path, socket: Path | None = None, *, hook: bool = True,
+    suffix: str = "", systemd: bool = False, timeout: float = 2.0,
 ) -> PamService:
     """Install the hook into `tmp`, write /etc/pam.d/logoutd-test-<hex><suffix> and su copies.
 
@@ -105,15 +111,15 @@ def install_service(
     file = PAM_DIR / name
     if file.exists():
         raise FileExistsError(file)
-    file.write_text(stack(hook_path, socket, systemd=systemd))
+    file.write_text(stack(hook_path, runtime_dir, socket, timeout, systemd=systemd))
     file.chmod(0o644)
     overrides = {}
     for stock in OVERRIDDEN:
         copy = tmp / f"pam-{stock}{suffix}"
-        copy.write_text(stack(hook_path, socket, su=True, systemd=systemd))
+        copy.write_text(stack(hook_path, runtime_dir, socket, timeout, su=True, systemd=systemd))
         copy.chmod(0o644)
         overrides[stock] = copy
-    return PamService(name, file, overrides, hook_path, socket, systemd)
+    return PamService(name, file, overrides, hook_path, runtime_dir, socket, systemd)
 
 
 def remove_service(service: PamService) -> None:
