@@ -240,8 +240,11 @@ def test_fast_fork_storm_cannot_keep_the_sigterm_round_looping(env, user, pam, d
     env.track(procs.values())
     session = daemon.wait_session(user.name)
     scope = env.scope_dir(session["scope"])
+    # The count swings as the storm's children come and go (and with the machine's load):
+    # wait for a moment with at least 50 of them, and log out then.
+    wait_for(lambda: len(pids_of_real_uid(user.uid)) >= 50, 10, "the storm to reach 50 processes",
+             details=lambda: f"{len(pids_of_real_uid(user.uid))} processes")
     before = len(pids_of_real_uid(user.uid))
-    assert before >= 50, f"the storm is not storming: {before} processes"
 
     t0 = time.monotonic()
     assert login.logout() == 0, login.report()
