@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +161,7 @@ def failsafe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FailSa
     monkeypatch.setattr(hook, "_warn", warnings.append)
     # The hook compiles failsafe.py afresh; here the imported module is used, with the fakes.
     monkeypatch.setattr(hook, "_fail_safe", lambda run, params, user, why: part.fail_safe(
-        run, params, user, why, warnings.append))
+        run, params, user, why, warnings.append, hook._quote))
     world = FailSafe(tmp_path, run, root, os.getppid(), warnings)
     world.set_leader()
     umask = os.umask(0o022)
@@ -338,8 +338,9 @@ def test_scope_removed_before_the_move_is_made_again(
     orphan; the hook makes it again and moves the leader; the daemon adopts the record."""
     write = part._write_record
 
-    def write_then_lose_scope(run: str, session_id: str, record: dict[str, object]) -> str:
-        path = write(run, session_id, record)  # type: ignore[arg-type]
+    def write_then_lose_scope(run: str, session_id: str, record: dict[str, object],
+                              quote: Callable[[str], str]) -> str:
+        path = write(run, session_id, record, quote)  # type: ignore[arg-type]
         os.rmdir(failsafe.root / str(record["scope"]))
         return path
 

@@ -20,24 +20,11 @@ MOUNTS = "/proc/mounts"
 SYSTEMD = "/run/systemd/system"  # exists when systemd is PID 1 (sd_booted)
 
 
-def _quote(value: str) -> str:
-    """A JSON string literal (as the hook's: json is not imported)."""
-    out = ['"']
-    for ch in value:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch < " " or ch == "\x7f":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _object(fields: dict[str, str | int | float]) -> str:
-    """A JSON object of strings and numbers."""
+def _object(fields: dict[str, str | int | float], quote: Callable[[str], str]) -> str:
+    """A JSON object of strings and numbers (quote: the hook's JSON string literal; json is not
+    imported here either)."""
     return "{" + ", ".join(
-        f"{_quote(k)}: {_quote(v) if isinstance(v, str) else repr(v)}" for k, v in fields.items()
+        f"{quote(k)}: {quote(v) if isinstance(v, str) else repr(v)}" for k, v in fields.items()
     ) + "}"
 
 
@@ -112,7 +99,8 @@ def _claim(root: str, slice_dir: str, leader: int, start: int) -> str:
     raise FileExistsError(f"every session id for leader {leader} is taken in {slice_dir}")
 
 
-def _write_record(runtime_dir: str, session_id: str, record: dict[str, str | int | float]) -> str:
+def _write_record(runtime_dir: str, session_id: str, record: dict[str, str | int | float],
+                  quote: Callable[[str], str]) -> str:
     """DIR/hook/ID.json, atomically (temp file, rename): the daemon reads only whole records."""
     directory = f"{runtime_dir}/hook"
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -120,7 +108,7 @@ def _write_record(runtime_dir: str, session_id: str, record: dict[str, str | int
     tmp = f"{directory}/.{session_id}.json.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
-        data = (_object(record) + "\n").encode()
+        data = (_object(record, quote) + "\n").encode()
         while data:
             data = data[os.write(fd, data):]
     finally:
@@ -135,7 +123,7 @@ def _move(scope_dir: str, pid: int) -> None:
 
 
 def fail_safe(runtime_dir: str, params: dict[str, str | int], user: str, why: str,
-              warn: Callable[[str], None]) -> None:
+              warn: Callable[[str], None], quote: Callable[[str], str]) -> None:
     """The daemon did not answer: track the login ourselves, for the daemon to adopt.
 
     Order matters: scope (the claim), then the record, then the move; so a leader is never in
@@ -163,7 +151,7 @@ def fail_safe(runtime_dir: str, params: dict[str, str | int], user: str, why: st
             "v": 1, "id": session_id, "scope": scope, "user": user, "leader_start": start,
             "timestamp": time.time(), "why": why, **params}
         try:
-            _write_record(runtime_dir, session_id, record)
+            _write_record(runtime_dir, session_id, record, quote)
         except OSError:
             os.rmdir(f"{root}/{scope}")  # no record, no scope: fail open rather than orphaned
             raise

@@ -136,7 +136,7 @@ def _fail_safe(runtime_dir: str, params: dict[str, str | int], user: str, why: s
         _warn(f"logoutd did not answer ({why}) and the hook's fail-safe part is missing ({e}); "
               f"login of user {user} proceeds untracked")
         return
-    namespace["fail_safe"](runtime_dir, params, user, why, _warn)  # type: ignore[operator]
+    namespace["fail_safe"](runtime_dir, params, user, why, _warn, _quote)  # type: ignore[operator]
 
 
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
