@@ -26,10 +26,8 @@ class TmpfsSize:
     size: int = 0
 
     def bytes(self, physical_memory: int | None = None, page_size: int | None = None) -> int:
-        """What logind mounts: page-aligned bytes, of this machine's memory unless given.
-
-        The kernel's size= takes neither "1.5G", "10.5%", "‰" nor "1G 512M"; this number it takes.
-        """
+        """What logind mounts: page-aligned bytes, of this machine's memory unless given."""
+        # The kernel's size= takes neither "1.5G", "10.5%", "‰" nor "1G 512M"; this it takes.
         page = os.sysconf("SC_PAGE_SIZE") if page_size is None else page_size
         memory = page * os.sysconf("SC_PHYS_PAGES") if physical_memory is None else physical_memory
         if self.permyriad == 10000:

@@ -128,12 +128,10 @@ def _session_params(env: dict[str, str], leader: int) -> dict[str, str | int]:
 
 
 def _outcome(answer: bytes) -> tuple[bool, bytes] | None:
-    """(ok, the error code of a refusal) of the daemon's answer, or None if it is not one.
-
-    json is not imported (it costs ~8 ms at every login): the answer is matched whole, in the
-    one shape api/protocol.py encodes (the tests hold the two together), anchored at its start
-    so no text in a message can pass for success.
-    """
+    """(ok, the error code of a refusal) of the daemon's answer; None for any other shape."""
+    # Not json (~8 ms at every login): the whole answer must have the one shape api/protocol.py
+    # encodes (the tests hold the two together), matched from its start, so no text inside a
+    # message can pass for success.
     if answer.count(b"\n") != 1 or not answer.endswith(b"}\n"):
         return None
     if answer.startswith(OK_ANSWER):
