@@ -12,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from logoutd.config import TmpfsSize, load_config
 from logoutd.core.ports import Account
+from logoutd.daemon.runtime import Runtime
 from logoutd.errors import LogoutdError
+from logoutd.paths import Paths
 from logoutd.system.accounts import UserFiles
+from tests.unit.conftest import make_core
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown and mount need root")
 UID = 4242 if os.geteuid() == 0 else os.getuid()
@@ -109,7 +113,7 @@ def test_remove_of_an_empty_or_missing_dir_needs_no_child(files: UserFiles) -> N
 @pytest.fixture
 def tmpfs_files(files: UserFiles) -> Iterator[UserFiles]:
     files.tmpfs = True  # what /run/user gets
-    files.tmpfs_size = "1M"
+    files.tmpfs_size = TmpfsSize(size=1 << 20)
     yield files
     path = files.root / str(UID)
     if os.path.ismount(path):
@@ -142,3 +146,31 @@ def test_tmpfs_is_not_mounted_through_a_symlink(tmpfs_files: UserFiles, tmp_path
     with pytest.raises(LogoutdError, match="it is a symlink"):
         tmpfs_files.create_runtime_dir(ACCOUNT)
     assert not os.path.ismount(target)
+
+
+def _tmpfs_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize
+
+
+@needs_root
+def test_tmpfs_size_follows_a_reload(tmp_path: Path) -> None:
+    """RuntimeDirectorySize= of the last (re)load sizes the next runtime dir, as logind's."""
+    paths = Paths(root=tmp_path / "root", runtime_dir=tmp_path / "run",
+                  state_dir=tmp_path / "state", user_runtime_root=tmp_path / "user")
+    conf = paths.root / "etc/systemd/logind.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[Login]\nRuntimeDirectorySize=1M\n")
+    runtime = Runtime(paths, load_config(paths.root))
+    runtime.userfiles.tmpfs = True  # what /run/user gets
+    path = Path(runtime.userfiles.create_runtime_dir(ACCOUNT))
+    try:
+        assert _tmpfs_bytes(path) == 1 << 20
+        runtime.userfiles.remove_runtime_dir(UID)
+        conf.write_text("[Login]\nRuntimeDirectorySize=3M\n")
+        assert runtime.reload(make_core().manager)["reloaded"] is True
+        path = Path(runtime.userfiles.create_runtime_dir(ACCOUNT))
+        assert _tmpfs_bytes(path) == 3 << 20
+    finally:
+        if os.path.ismount(path):
+            subprocess.run(["umount", "-l", str(path)], check=False)

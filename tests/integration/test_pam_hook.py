@@ -39,7 +39,27 @@ def test_hook_without_daemon_exits_zero_fast(env, user):
     assert (env.cgroup_root / json.loads(record.read_text())["scope"]).is_dir()
 
 
-def run_hook_via(env, interp, hook, kind, user, socket):
+def test_hook_logs_what_a_live_daemon_refuses_as_refused(env, user, start_daemon):
+    """The installed hook against the real daemon's answers (stderr carries the syslog lines
+    with --debug): a refused open is logged as refused, a close of no session is not logged."""
+    from logoutd.pam.install import install_hook
+
+    daemon = start_daemon("[Login]\nSessionsMax=0\n")
+    hook = env.tmp / "hook"
+    install_hook(hook)
+    interp = hook.read_text().splitlines()[0][2:].split()[0]
+    r = run_hook_via(env, interp, hook, "open_session", user.name, daemon.root_socket, "--debug")
+    assert r.returncode == 0, r
+    [line] = r.stderr.splitlines()
+    assert "open_session for leader" in line and "refused by logoutd" in line, r.stderr
+    assert "limits_exceeded" in line and "Maximum number of sessions (0)" in line, r.stderr
+    assert daemon.call("list_sessions")["sessions"] == []
+    assert not list((env.runtime_dir / "hook").glob("*.json"))  # refused is answered: no fail-safe
+    r = run_hook_via(env, interp, hook, "close_session", user.name, daemon.root_socket, "--debug")
+    assert r.returncode == 0 and r.stderr == "", r
+
+
+def run_hook_via(env, interp, hook, kind, user, socket, *extra):
     import subprocess
 
     environ = {"PATH": "/usr/bin:/bin", "PAM_TYPE": kind, "PAM_USER": user,
@@ -48,5 +68,5 @@ def run_hook_via(env, interp, hook, kind, user, socket):
     # pytest itself (the test's cgroup subtree is killed at cleanup).
     return subprocess.run(["sh", "-c", '"$@"; exit 0', "sh", interp, "-I", "-S", str(hook),
                            "--runtime-dir", str(env.runtime_dir), "--socket", str(socket),
-                           "--timeout", "2"], env=environ, capture_output=True, text=True,
+                           "--timeout", "2", *extra], env=environ, capture_output=True, text=True,
                           timeout=10)

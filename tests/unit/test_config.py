@@ -16,6 +16,7 @@ from logoutd.config import (
     ConfigWarning,
     KillMode,
     Source,
+    TmpfsSize,
     config_files,
     load_config,
     render_value,
@@ -64,7 +65,8 @@ def test_defaults_are_upstream_v252() -> None:
     assert c.idle_action_sec == 1800.0
     assert c.remove_ipc is True
     assert c.sessions_max == 8192
-    assert c.runtime_directory_size == "10%"
+    assert c.runtime_directory_size == TmpfsSize(permyriad=1000)
+    assert render_value(c.runtime_directory_size) == "10%"
     assert c.session_stop_timeout_sec == 90.0
     assert c.user_stop_timeout_sec == 120.0
     assert c.release_timeout_sec == 20.0
@@ -221,12 +223,24 @@ def test_sessions_max_invalid(tmp_path: Path, text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["64M", "1G", "1G 512M", "1.5G", "4096", "25%", "10.5%", "10.25%", "100%", "5\u2030"]
-)
-def test_runtime_directory_size_kept_as_written(tmp_path: Path, text: str) -> None:
+    ("text", "value", "shown"),
+    [("64M", TmpfsSize(size=64 << 20), "64M"), ("1G", TmpfsSize(size=1 << 30), "1G"),
+     ("1G 512M", TmpfsSize(size=1536 << 20), "1536M"),
+     ("1.5G", TmpfsSize(size=1536 << 20), "1536M"), ("4096", TmpfsSize(size=4096), "4K"),
+     ("1000", TmpfsSize(size=1000), "1000"), ("25%", TmpfsSize(permyriad=2500), "25%"),
+     ("10.5%", TmpfsSize(permyriad=1050), "10.5%"),
+     ("10.25%", TmpfsSize(permyriad=1025), "10.25%"),
+     ("100%", TmpfsSize(permyriad=10000), "100%"), ("5\u2030", TmpfsSize(permyriad=50), "0.5%"),
+     ("3\u2031", TmpfsSize(permyriad=3), "0.03%")],
+)  # fmt: skip
+def test_runtime_directory_size_parsed_once(tmp_path: Path, text: str, value: TmpfsSize,
+                                           shown: str) -> None:
+    """Typed in Config, nothing downstream parses it; show-config's text parses back to it."""
     result, _ = load(tmp_path, f"[Login]\nRuntimeDirectorySize={text}\n")
-    assert result.config.runtime_directory_size == text
+    assert result.config.runtime_directory_size == value
     assert result.warnings == ()
+    assert render_value(value) == shown
+    assert values.parse_tmpfs_size(shown) == value
 
 
 @pytest.mark.parametrize(
@@ -237,7 +251,7 @@ def test_runtime_directory_size_kept_as_written(tmp_path: Path, text: str) -> No
 )  # fmt: skip
 def test_runtime_directory_size_invalid(tmp_path: Path, text: str, reason: str) -> None:
     result, name = load(tmp_path, f"[Login]\nRuntimeDirectorySize=64M\nRuntimeDirectorySize={text}\n")
-    assert result.config.runtime_directory_size == "64M"
+    assert result.config.runtime_directory_size == TmpfsSize(size=64 << 20)
     assert messages(result) == [f"{name}:3: Failed to parse size value '{text}', ignoring: {reason}"]
 
 
@@ -711,7 +725,8 @@ def test_list_rows_match_tuple_fields() -> None:
     ("value", "text"),
     [(90.0, "1min 30s"), (1800.0, "30min"), (0.5, "500ms"), (math.inf, "infinity"), (0.0, "0"),
      (True, "yes"), (False, "no"), (None, ""), (KillMode.PERMISSIVE, "permissive"),
-     (("alice", "bob smith"), "alice 'bob smith'"), (8192, "8192")],
+     (("alice", "bob smith"), "alice 'bob smith'"), (8192, "8192"),
+     (TmpfsSize(permyriad=1000), "10%"), (TmpfsSize(size=3 << 40), "3T")],
 )  # fmt: skip
 def test_render_value(value: object, text: str) -> None:
     assert render_value(value) == text
@@ -719,7 +734,7 @@ def test_render_value(value: object, text: str) -> None:
 
 @pytest.mark.parametrize("seconds", [0.0, 0.001, 10.0, 90.0, 3661.5, 2629800.0, 31557600.0 * 2])
 def test_rendered_time_spans_parse_back(seconds: float) -> None:
-    assert values.parse_sec(schema.format_timespan(seconds)) == pytest.approx(seconds)
+    assert values.parse_sec(values.format_timespan(seconds)) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
@@ -729,4 +744,13 @@ def test_rendered_time_spans_parse_back(seconds: float) -> None:
      ("1G 512M", 1_610_612_736), ("1000", 4096), ("4097", 8192)],
 )  # fmt: skip
 def test_tmpfs_size_bytes_as_logind_mounts_it(text: str, size: int) -> None:
-    assert values.tmpfs_size_bytes(text, physical_memory=16 * 1024**3) == size
+    parsed = values.parse_tmpfs_size(text)
+    assert parsed.bytes(physical_memory=16 * 1024**3, page_size=4096) == size
+
+
+def test_tmpfs_size_bytes_of_this_machine() -> None:
+    page = os.sysconf("SC_PAGE_SIZE")
+    memory = page * os.sysconf("SC_PHYS_PAGES")
+    assert TmpfsSize(permyriad=10000).bytes() == memory
+    assert TmpfsSize(permyriad=1000).bytes() == memory // page * 1000 // 10000 * page
+    assert TmpfsSize(size=page + 1).bytes() == 2 * page

@@ -18,7 +18,9 @@ import pytest
 
 import logoutd.pam.failsafe as part  # the hook's fail-safe part
 import logoutd.pam.hook as hook
+from logoutd.api.protocol import encode_error, encode_result
 from logoutd.core.hookrecords import parse_hook_record
+from logoutd.errors import LimitsExceeded, LogoutdError, NoSuchSession, SessionBusy
 
 HOOK = Path(hook.__file__)
 # Modules that cost milliseconds at every login (or pull in the package): never at start-up.
@@ -349,3 +351,73 @@ def test_scope_removed_before_the_move_is_made_again(
     scope = failsafe.scope(f"h{failsafe.leader}")
     assert (scope / "cgroup.procs").read_text() == str(failsafe.leader)
     assert "tracked by the hook" in failsafe.warnings[0]
+
+
+# -- what the hook makes of the daemon's answer -----------------------------------------------
+
+REFUSED = LimitsExceeded('Too many sessions (SessionsMax=2); "ok": true in a message is text.')
+
+
+def _hook_answered(tmp_path: Path, answer: bytes, monkeypatch: pytest.MonkeyPatch,
+                   kind: str = "close_session") -> list[str]:
+    """Run the hook in-process against a socket that gives `answer`; what it logged."""
+    warnings: list[str] = []
+    monkeypatch.setattr(hook, "_warn", warnings.append)
+    path = tmp_path / f"answer-{len(list(tmp_path.iterdir()))}.sock"
+    thread, received = _answer_once(path, answer)
+    env = {"PAM_TYPE": kind, "PAM_USER": "root", "PAM_SERVICE": "su-l"}
+    assert hook.main(["--runtime-dir", str(tmp_path), "--socket", str(path)], env) == 0
+    thread.join(5)
+    assert len(received) == 1
+    return warnings
+
+
+@pytest.mark.parametrize("kind", ["open_session", "close_session"])
+def test_a_refused_request_is_logged_as_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                kind: str) -> None:
+    """With the daemon's code and message: an answer is parsed, not searched for `"ok": true`."""
+    [warning] = _hook_answered(tmp_path, encode_error(REFUSED), monkeypatch, kind)
+    assert warning.startswith(f"{kind} for leader {os.getppid()} refused by logoutd: ")
+    assert '"limits_exceeded"' in warning and "SessionsMax=2" in warning
+    assert not (tmp_path / "hook").exists()  # an answer, even a refusal, never fails safe
+
+
+def test_success_and_the_expected_refusals_log_nothing(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for answer in (encode_result({}), encode_result({"id": "7", "note": '"ok": false'}),
+                   encode_error(SessionBusy("su inside a session")),
+                   encode_error(NoSuchSession("no session with leader 1"))):
+        assert _hook_answered(tmp_path, answer, monkeypatch) == [], answer
+
+
+@pytest.mark.parametrize("answer", [
+    b'{"v": 1, "ok": true}',  # no newline: not a whole answer
+    b'{"ok": true}\n', b'{"v": 1, "ok": "true", "result": {}}\n', b"[]\n", b"\n",
+    b'{"v": 1, "ok": false, "error": {"message": "x"}}\n',
+    b'{"v": 1, "ok": true, "result": {}}\n{"v": 1, "ok": true, "result": {}}\n',
+    b'{"v": 1, "ok": true, "result": {}} trailing\n',
+])
+def test_an_answer_of_another_shape_is_logged_as_not_understood(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: bytes) -> None:
+    [warning] = _hook_answered(tmp_path, answer, monkeypatch)
+    assert "logoutd's answer is not understood" in warning, warning
+
+
+def test_the_outcome_matches_what_the_daemon_encodes() -> None:
+    """The hook matches answers byte for byte: api/protocol.py's encoding must keep that shape."""
+    assert hook._outcome(encode_result({"session": {"id": "1"}})) == (True, b"")
+    assert hook._outcome(encode_result({}, request_id=3)) == (True, b"")
+    for error in (REFUSED, SessionBusy("x"), NoSuchSession("y"), LogoutdError("z")):
+        assert hook._outcome(encode_error(error)) == (False, error.code.encode())
+
+
+def test_a_refusal_reaches_the_log_of_the_hook_as_pam_exec_runs_it(tmp_path: Path) -> None:
+    """The script itself (syslog, and stderr with --debug), no monkeypatching."""
+    path = tmp_path / "api.sock"
+    thread, _ = _answer_once(path, encode_error(REFUSED))
+    done = _run_hook({"PAM_TYPE": "close_session"}, "--socket", str(path),
+                     "--runtime-dir", str(tmp_path), "--debug")
+    thread.join(5)
+    assert done.returncode == 0
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("logoutd-pam:")]
+    assert "refused by logoutd" in line and "SessionsMax=2" in line, done.stderr

@@ -7,13 +7,12 @@ Properties logoutd has no truth for (seats, displays, idle hints) are left out, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
 
 from logoutd.cli.output import Output, format_timestamp, shown
-from logoutd.config.values import tmpfs_size_bytes
+from logoutd.config.values import parse_tmpfs_size
 from logoutd.core.sessions import is_remote_host
 from logoutd.errors import InvalidArgument
 
@@ -76,16 +75,11 @@ def manager_properties(options: Sequence[dict[str, Any]], n_sessions: int) -> Pr
         if key.endswith("Sec"):
             key = key[: -len("Sec")] + "USec"
         elif key == "RuntimeDirectorySize":
-            value = str(_tmpfs_bytes(value))
+            value = str(parse_tmpfs_size(value).bytes())  # show-config's text, read back
         props.append((key, value))
         if key == "SessionsMax":
             props.append(("NCurrentSessions", str(n_sessions)))
     return props
-
-
-def _tmpfs_bytes(value: str) -> int:
-    page = os.sysconf("SC_PAGE_SIZE")
-    return tmpfs_size_bytes(value, page * os.sysconf("SC_PHYS_PAGES"), page)
 
 
 def wanted(options: Any) -> list[str]:

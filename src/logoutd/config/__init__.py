@@ -1,6 +1,6 @@
 """logind.conf as logoutd reads it: same files, same rules, plus [Logoutd] and [Policy]."""
 
-from logoutd.config.model import Config, KillMode, Source
+from logoutd.config.model import Config, KillMode, Source, TmpfsSize
 from logoutd.config.parse import ConfigResult, ConfigWarning, config_files, load_config
 from logoutd.config.schema import OPTIONS, Option, render_value
 
@@ -12,6 +12,7 @@ __all__ = [
     "KillMode",
     "Option",
     "Source",
+    "TmpfsSize",
     "config_files",
     "load_config",
     "render_value",

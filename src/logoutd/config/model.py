@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -15,6 +16,25 @@ class KillMode(enum.StrEnum):
     YES = "yes"  # kill every process of the session's scope when the session stops
     NO = "no"  # abandon the scope; its processes may stay (the session stays "closing")
     PERMISSIVE = "permissive"  # where logind would kill, kill nothing and record the leftovers
+
+
+@dataclass(frozen=True)
+class TmpfsSize:
+    """RuntimeDirectorySize=: a share of physical memory, or a number of bytes."""
+
+    permyriad: int = 0  # 1..10000: a share of RAM; 0: `size` holds bytes
+    size: int = 0
+
+    def bytes(self, physical_memory: int | None = None, page_size: int | None = None) -> int:
+        """What logind mounts: page-aligned bytes, of this machine's memory unless given."""
+        # The kernel's size= takes neither "1.5G", "10.5%", "‰" nor "1G 512M"; this it takes.
+        page = os.sysconf("SC_PAGE_SIZE") if page_size is None else page_size
+        memory = page * os.sysconf("SC_PHYS_PAGES") if physical_memory is None else physical_memory
+        if self.permyriad == 10000:
+            return memory
+        if self.permyriad:  # physical_memory_scale(): whole pages, rounded down
+            return memory // page * self.permyriad // 10000 * page
+        return -(-self.size // page) * page  # PAGE_ALIGN()
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,7 @@ class Config:
     idle_action_sec: float = 1800.0
     remove_ipc: bool = True
     sessions_max: int = 8192
-    runtime_directory_size: str = "10%"  # validated, kept as written ("64M", "10%")
+    runtime_directory_size: TmpfsSize = TmpfsSize(permyriad=1000)  # 10% of RAM
     # [Logoutd]
     session_stop_timeout_sec: float = 90.0
     user_stop_timeout_sec: float = 120.0

@@ -1,19 +1,19 @@
 """The one declarative schema of logind.conf as logoutd reads it: section, key, parser, field,
-doc — one row per key — and how values are rendered back (show-config). The parsers live in
-values.py.
+doc — one row per key — and how values are rendered back (show-config). The parsers of single
+values, and the printers that must parse back to the same value, live in values.py.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from logoutd.config.model import Config
+from logoutd.config.model import Config, TmpfsSize
 from logoutd.config.values import (
-    _USEC_PER_SEC,
     WHITESPACE,
     absolute_path,
+    format_timespan,
+    format_tmpfs_size,
     group_name,
     parse_bool,
     parse_handle_action,
@@ -47,11 +47,6 @@ class Option:
     field: str | None
     doc: str
     is_list: bool = False
-
-    @property
-    def name(self) -> str:
-        """The key as written in the file's syntax, e.g. "Login.KillUserProcesses"."""
-        return f"{self.section}.{self.key}"
 
     def default(self) -> object:
         """The compiled-in default of the field (None for keys logoutd does not use)."""
@@ -130,31 +125,6 @@ def lookup(section: str, key: str) -> Option | None:
 
 # --- rendering (show-config) ---------------------------------------------------------------
 
-_SPAN_UNITS: tuple[tuple[str, int], ...] = (
-    ("y", 31_557_600 * _USEC_PER_SEC),
-    ("month", 2_629_800 * _USEC_PER_SEC),
-    ("w", 604800 * _USEC_PER_SEC),
-    ("d", 86400 * _USEC_PER_SEC),
-    ("h", 3600 * _USEC_PER_SEC),
-    ("min", 60 * _USEC_PER_SEC),
-    ("s", _USEC_PER_SEC),
-    ("ms", 1000),
-    ("us", 1),
-)
-
-
-def format_timespan(seconds: float) -> str:
-    """format_timespan(): "1min 30s", "infinity", "0"; parses back to the same value."""
-    if math.isinf(seconds):
-        return "infinity"
-    usec = round(seconds * _USEC_PER_SEC)
-    parts: list[str] = []
-    for unit, size in _SPAN_UNITS:
-        if usec >= size:
-            parts.append(f"{usec // size}{unit}")
-            usec %= size
-    return " ".join(parts) or "0"
-
 
 def _quote_word(word: str) -> str:
     if word and not any(c in WHITESPACE + "'\"" for c in word):
@@ -170,6 +140,8 @@ def render_value(value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return format_timespan(value)
+    if isinstance(value, TmpfsSize):
+        return format_tmpfs_size(value)
     if isinstance(value, tuple):
         return " ".join(_quote_word(str(word)) for word in value)
     return str(value)

@@ -1,6 +1,7 @@
 """logind.conf value parsers, copied from systemd v252 (parse_boolean(), parse_time(),
 parse_size(), safe_atou64(), config_parse_strv(), config_parse_tmpfs_size(), …). A parser
-returns the value or raises ValueError whose text is the whole warning, worded as logind's.
+returns the value or raises ValueError whose text is the whole warning, worded as logind's;
+a printer (format_timespan(), format_tmpfs_size()) writes a value that parses back to itself.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import re
 from collections.abc import Callable
 
-from logoutd.config.model import KillMode
+from logoutd.config.model import KillMode, TmpfsSize
 
 WHITESPACE = " \t\n\r"  # systemd's WHITESPACE: what strstrip() and word splitting skip
 
@@ -166,6 +167,23 @@ def _parse_usec(text: str) -> int:
                 m //= 10
             if b == e + 1:  # refuse "3.sec", "0.-0"
                 raise _Errno(errno.EINVAL)
+
+
+_SPAN_UNITS = tuple((unit, dict(_TIME_UNITS)[unit])
+                    for unit in ("y", "month", "w", "d", "h", "min", "s", "ms", "us"))
+
+
+def format_timespan(seconds: float) -> str:
+    """format_timespan(): "1min 30s", "infinity", "0"; parses back to the same value."""
+    if math.isinf(seconds):
+        return "infinity"
+    usec = round(seconds * _USEC_PER_SEC)
+    parts: list[str] = []
+    for unit, size in _SPAN_UNITS:
+        if usec >= size:
+            parts.append(f"{usec // size}{unit}")
+            usec %= size
+    return " ".join(parts) or "0"
 
 
 def _seconds(usec: int) -> float:
@@ -339,35 +357,32 @@ def _parse_permyriad(text: str) -> int:
     return permyriad
 
 
-def parse_tmpfs_size(text: str) -> str:
-    """config_parse_tmpfs_size(): a percentage of RAM or bytes (K, M, G, …); kept as text."""
+def parse_tmpfs_size(text: str) -> TmpfsSize:
+    """config_parse_tmpfs_size(): a percentage of RAM or bytes (K, M, G, …)."""
     try:
-        if _parse_permyriad(text) > 0:
-            return text
+        permyriad = _parse_permyriad(text)
+        if permyriad > 0:
+            return TmpfsSize(permyriad=permyriad)
     except _Errno:
         pass
     try:
-        if _parse_size(text) <= 0:
+        size = _parse_size(text)
+        if size <= 0:
             raise _Errno(errno.ERANGE)
     except _Errno as err:
         raise ValueError(f"Failed to parse size value '{text}', ignoring: {err}") from None
-    return text
+    return TmpfsSize(size=size)
 
 
-def tmpfs_size_bytes(text: str, physical_memory: int, page_size: int = 4096) -> int:
-    """What logind mounts for RuntimeDirectorySize=`text` (already validated): bytes, page-aligned.
-
-    The kernel's size= takes neither "1.5G", "10.5%", "‰" nor "1G 512M"; this number it takes.
-    """
-    try:
-        permyriad = _parse_permyriad(text)
-    except _Errno:
-        permyriad = 0
-    if permyriad == 10000:
-        return physical_memory
-    if permyriad > 0:  # physical_memory_scale(): whole pages, rounded down
-        return physical_memory // page_size * permyriad // 10000 * page_size
-    return -(-_parse_size(text) // page_size) * page_size  # PAGE_ALIGN()
+def format_tmpfs_size(value: TmpfsSize) -> str:
+    """RuntimeDirectorySize= in the file's syntax: "10%", "10.25%", "64M", "1536M", "1000"."""
+    if value.permyriad:
+        whole, hundredths = divmod(value.permyriad, 100)
+        return f"{whole}.{hundredths:02d}".rstrip("0").rstrip(".") + "%"
+    for suffix, factor in _IEC_SUFFIXES:
+        if factor > 1 and value.size % factor == 0:
+            return f"{value.size // factor}{suffix}"
+    return str(value.size)
 
 
 # --- enums, paths, names -------------------------------------------------------------------

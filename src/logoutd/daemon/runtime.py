@@ -80,9 +80,12 @@ class Runtime:
     dbus: bool = False
     log_limit: RateLimit | None = None
     audit: AuditFile = field(init=False)
+    userfiles: UserFiles = field(init=False)
 
     def __post_init__(self) -> None:
         self.audit = AuditFile(self.config_result.config.audit_log)
+        self.userfiles = UserFiles(self.paths.user_runtime_root, self.paths.linger_dir,
+                                   self.config_result.config.runtime_directory_size)
 
     async def run(self, ready: Callable[[Manager], None] | None = None) -> int:
         loop = asyncio.get_running_loop()
@@ -101,8 +104,7 @@ class Runtime:
             cgroups=GuardedCgroupTree(self.paths.cgroup_root, inotify),
             store=store,
             userdb=UserDb(),
-            userfiles=UserFiles(self.paths.user_runtime_root, self.paths.linger_dir,
-                                self.config_result.config.runtime_directory_size),
+            userfiles=self.userfiles,
             audit=self.audit,
             spawner=spawner,
         )
@@ -166,6 +168,7 @@ class Runtime:
         self.config_result = result
         manager.set_config(result.config)
         self.audit.configure(result.config.audit_log)
+        self.userfiles.tmpfs_size = result.config.runtime_directory_size
         self.audit.record("reload", files=list(result.files), warnings=[str(w) for w in result.warnings])
         log.info("Config file reloaded.")
         return {"reloaded": True, "files": list(result.files),

@@ -22,6 +22,9 @@ import time
 DEFAULT_RUNTIME_DIR = "/run/logoutd"
 DEFAULT_TIMEOUT = 2.0
 FAIL_SAFE = "failsafe.py"  # install_hook() installs it beside the hook as <hook>-failsafe.py
+# How api/protocol.py's answers begin: a success, and a refusal up to its error code.
+OK_ANSWER = b'{"v": 1, "ok": true, "result": '
+REFUSAL = b'{"v": 1, "ok": false, "error": {"code": "'
 
 
 def _quote(value: str) -> str:
@@ -124,6 +127,21 @@ def _session_params(env: dict[str, str], leader: int) -> dict[str, str | int]:
     return params
 
 
+def _outcome(answer: bytes) -> tuple[bool, bytes] | None:
+    """(ok, the error code of a refusal) of the daemon's answer; None for any other shape."""
+    # Not json (~8 ms at every login): the whole answer must have the one shape api/protocol.py
+    # encodes (the tests hold the two together), matched from its start, so no text inside a
+    # message can pass for success.
+    if answer.count(b"\n") != 1 or not answer.endswith(b"}\n"):
+        return None
+    if answer.startswith(OK_ANSWER):
+        return True, b""
+    if answer.startswith(REFUSAL):
+        code, quote, _ = answer[len(REFUSAL):].partition(b'"')
+        return (False, code) if quote and b"\\" not in code else None
+    return None
+
+
 def _fail_safe(runtime_dir: str, params: dict[str, str | int], user: str, why: str) -> None:
     """Track the login without the daemon (failsafe.py, next to this file). Compiled only here:
     a script is compiled at every start, and this code would cost every login ~2 ms."""
@@ -167,11 +185,13 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
         else:
             _warn(f"logoutd not reachable at {socket_path} ({e}); logout goes on without it")
         return 0
-    if b'"ok": true' in answer:
-        return 0
-    if b'"session_busy"' in answer or b'"no_such_session"' in answer:
-        return 0  # su/sudo inside a session, or a close for a session we never created
-    _warn(f"{kind} for leader {leader} failed: {answer.decode(errors='replace').strip()}")
+    outcome = _outcome(answer)
+    if outcome is None:
+        _warn(f"{kind} for leader {leader}: logoutd's answer is not understood: {answer!r}")
+    elif not outcome[0] and outcome[1] not in (b"session_busy", b"no_such_session"):
+        # Busy: su/sudo inside a session; no such session: a close of one we never created.
+        _warn(f"{kind} for leader {leader} refused by logoutd: "
+              f"{answer.decode(errors='replace').strip()}")
     return 0
 
 

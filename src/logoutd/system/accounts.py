@@ -13,7 +13,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from logoutd.config.values import tmpfs_size_bytes
+from logoutd.config.model import Config, TmpfsSize
 from logoutd.core.ports import Account
 from logoutd.errors import InvalidArgument, LogoutdError
 
@@ -55,13 +55,14 @@ def _account(entry: pwd.struct_passwd) -> Account:
 class UserFiles:
     """Runtime dirs under user_runtime_root (a tmpfs each when the root is /run/user)."""
 
-    def __init__(self, user_runtime_root: Path, linger_dir: Path, tmpfs_size: str = "10%",
+    def __init__(self, user_runtime_root: Path, linger_dir: Path,
+                 tmpfs_size: TmpfsSize = Config.runtime_directory_size,
                  ipc_dirs: tuple[str, ...] = POSIX_IPC_DIRS):
         self.root = user_runtime_root
         self.ipc_dirs = ipc_dirs
         self.linger_dir = linger_dir
         self.tmpfs = user_runtime_root == Path("/run/user")
-        self.tmpfs_size = tmpfs_size
+        self.tmpfs_size = tmpfs_size  # RuntimeDirectorySize=; a reload sets it anew
         self._removers: list[subprocess.Popen[bytes]] = []  # rm -rf children of removed dirs
 
     def create_runtime_dir(self, account: Account) -> str:
@@ -72,9 +73,8 @@ class UserFiles:
             path.mkdir(mode=0o700)
         os.close(_open_dir(path))  # refuse a symlink or a non-directory before mounting on it
         if self.tmpfs and not os.path.ismount(path):
-            page = os.sysconf("SC_PAGE_SIZE")
-            size = tmpfs_size_bytes(self.tmpfs_size, page * os.sysconf("SC_PHYS_PAGES"), page)
-            options = f"mode=0700,uid={account.uid},gid={account.gid},size={size}"
+            options = (f"mode=0700,uid={account.uid},gid={account.gid},"
+                       f"size={self.tmpfs_size.bytes()}")
             result = _run(["mount", "-t", "tmpfs", "-o", f"nosuid,nodev,{options}", "tmpfs",
                            str(path)])
             if result is not None:

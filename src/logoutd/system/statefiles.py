@@ -103,10 +103,20 @@ class StateStore:
             kept = self._read_lines(path)[-keep:]
             write_atomic(path, "".join(line + "\n" for line in kept))
             count = len(kept)
+        data = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records).encode()
         try:
-            with open(path, "a", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC, 0o600)) as f:
-                for record in records:
-                    f.write(json.dumps(record, sort_keys=True) + "\n")
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                size = os.fstat(fd).st_size
+                # A line torn by a crash (or a failed append) has no newline: end it, so only it
+                # is lost and not also the first record written after it.
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
+                view = memoryview(data)
+                while view:  # os.write may write less than asked
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
         except OSError as e:
             self._line_counts.pop(kind, None)  # part may be written: count again next time
             raise LogoutdError(f"Cannot append to state file {path}: {e.strerror or e}.") from e

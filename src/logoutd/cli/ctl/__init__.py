@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
                         colour=wants_colour(out, env),
                         width=None if options.full else terminal_width(out, env), err=err)
         with Client(choose_socket(options.socket, env)) as client:
-            return verb.run(Invocation(client, words, options, output, env))
+            return verb.run(Invocation(client, words, options, output))
     except LogoutdError as e:
         message = shown(e.message)
         if wants_colour(err, env):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from logoutd.cli.verb import Invocation, Verb
-from logoutd.config.schema import format_timespan
+from logoutd.config.values import format_timespan
 from logoutd.errors import InvalidArgument, LogoutdError, NotRunning
 
 WAIT_INTERVAL = 0.2
