@@ -21,19 +21,19 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+if not __package__:  # `python bench/attack_bench.py`: bench/ and tests/ as the checkout's packages
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from harness.daemon import Daemon, src_dir
-from harness.login import script
-from harness.procs import cgroup_of, kill_uid
-from harness.sshd import Sshd
-from harness.users import TestUser
-from world import harness_env, log
+from tests.integration.harness.ctl import ctl_words
+from tests.integration.harness.daemon import Daemon
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import cgroup_of, kill_uid
+from tests.integration.harness.sshd import Sshd
+from tests.integration.harness.users import TestUser
 
+from bench.world import harness_env, log
 from logoutd.api.client import Client
 from logoutd.errors import LogoutdError
-from readable import for_users
 
 # The attacker's side: stdlib only, run by the attacker's own python3 inside its ssh login.
 ATTACK = r'''
@@ -250,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         attack_path = env.tmp / "attack.py"
         attack_path.write_text(ATTACK)
         attack_path.chmod(0o644)
-        src = for_users(src_dir())
-        ctl = f"env PYTHONPATH={src} LOGOUTD_SOCKET={daemon.socket} /usr/bin/python3 -m logoutd.cli.ctl"
+        ctl = f"env {ctl_words(env)}"
         victim_login(sshd, victim)  # warm caches
         took, tracked, killed = victim_login(sshd, victim)
         assert daemon.popen is not None

@@ -1,4 +1,5 @@
-"""The benchmark's own cgroup2 subtree: create, fill, kill, watch for emptiness, remove."""
+"""The benchmark's own cgroup2 subtree: fill, kill, watch for emptiness, remove (the mount and
+the pid list are the harness': tests.integration.harness.cgroups)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def cgroup2_mount(mounts: str = "/proc/mounts") -> Path | None:
-    with open(mounts) as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) >= 3 and fields[2] == "cgroup2":
-                return Path(fields[1].replace("\\040", " "))
-    return None
-
-
-def procs(path: Path) -> list[int]:
-    try:
-        return [int(x) for x in (path / "cgroup.procs").read_text().split()]
-    except FileNotFoundError:
-        return []
-
-
 def populated(path: Path) -> bool:
+    """Unlike the harness' cgroups.populated, a cgroup that is gone is not populated."""
     try:
         return b"populated 1" in (path / "cgroup.events").read_bytes()
     except FileNotFoundError:

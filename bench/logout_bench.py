@@ -1,10 +1,4 @@
-"""Logout -> empty scope, against the kernel floor (`cgroup.kill` of an identical cgroup).
-
-logoutd: a root `sleep` leader, a session for the test user around it, N sleepers moved into
-the scope; SIGKILL the leader and time until the scope's cgroup.events says `populated 0`.
-Kernel: N + 1 sleepers in our own cgroup under the subtree; write 1 to cgroup.kill and time
-the same thing. The two alternate (ABBA) so that drift on a noisy machine hits both alike.
-"""
+"""Logout → empty scope, against `cgroup.kill` of an identical cgroup (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -13,9 +7,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cgtree
-from procs import ignores_term_and_hup
-from world import Daemon, TestUser, World, log
+from tests.integration.harness import cgroups
+
+from bench import cgtree
+from bench.procs import ignores_term_and_hup
+from bench.world import Daemon, TestUser, World, log
 
 
 @dataclass
@@ -49,8 +45,8 @@ def _logoutd_once(world: World, daemon: Daemon, user: TestUser, n: int, ignore: 
     session = daemon.call("create_session", uid=user.uid, leader=leader, service="bench")["session"]
     scope = world.subtree / session["scope"]
     pids = _fill(world, scope, n, ignore)
-    if len(cgtree.procs(scope)) != n + 1:
-        raise RuntimeError(f"{scope} holds {len(cgtree.procs(scope))} processes, expected {n + 1}")
+    if len(cgroups.procs(scope)) != n + 1:
+        raise RuntimeError(f"{scope} holds {len(cgroups.procs(scope))} processes, expected {n + 1}")
     with cgtree.EmptyWatch(scope) as watch:
         t0 = time.perf_counter()
         children.kill(leader, signal.SIGKILL)

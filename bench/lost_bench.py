@@ -1,6 +1,4 @@
-"""Lost kills (DESIGN §11: 0 in 1 000 sessions; elogind loses 10-40 % of short `su` sessions):
-N short `su -l` sessions in a row through the hook, each leaving a `nohup sleep`, the PAM
-process exiting right after closing the session — then count the jobs still alive."""
+"""Lost kills: N short `su -l` sessions through the hook (`python -m bench.lost_bench [N]`)."""
 
 from __future__ import annotations
 
@@ -8,12 +6,10 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+from tests.integration.harness.procs import Proc
 
-from harness.procs import Proc
-from world import harness_env
+from bench.world import harness_env
 
 SCRIPT = ('nohup sleep 1000 >/dev/null 2>&1 </dev/null & '
           'echo "JOB $! $(cut -d" " -f22 /proc/$!/stat)"')

@@ -1,15 +1,4 @@
-"""The PAM module's added time on session open + close, through a real `su -l USER -c true`.
-
-su always reads the PAM service su-l, so each run happens in a private mount namespace with
-our test file bind-mounted over /etc/pam.d/su-l; the machine's PAM files are never touched.
-A (without a session module), B (the pam_exec hook), C (the hook for open_session only,
-`type=open_session`) and D (the stock pam_systemd.so, which calls CreateSession on
-org.freedesktop.login1: logoutd `--dbus` on the bench's private system bus) alternate,
-ABCD DCBA, to cancel the noise of a shared VM. pam_systemd talks to logind only if
-/run/systemd/seats/ exists: if the machine has none, every arm's namespace also gets a tmpfs
-on /run/systemd with seats/ in it (the same set-up in all four arms). Every su gets
-DBUS_SYSTEM_BUS_ADDRESS (the bench's private bus).
-"""
+"""su -l open+close: no module, the hook, the hook at open only, pam_systemd → login1 (see docs)."""
 
 from __future__ import annotations
 
@@ -20,10 +9,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cgtree
-from procs import which
-from world import Daemon, TestUser, World, log
-
+from bench import cgtree
+from bench.procs import which
+from bench.world import Daemon, TestUser, World, log
 from logoutd.api.client import Client
 from logoutd.pam.install import install_hook
 

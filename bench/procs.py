@@ -2,20 +2,22 @@
 
 The bench makes itself a child subreaper, so whatever its children leave behind is reparented
 to it (not to PID 1) and reaped here. A pid is signalled only while it is one of our unreaped
-children, so it cannot have been reused by anybody else.
+children, so it cannot have been reused by anybody else. Reading /proc and killing a test
+user's processes are the harness' (tests.integration.harness.procs).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
 import shutil
 import signal
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from tests.integration.harness.procs import status_field
 
 PR_SET_CHILD_SUBREAPER = 36
 # Reset in every child: Python ignores SIGPIPE/SIGXFSZ, and our own handlers must not leak.
@@ -183,58 +185,13 @@ def _children_of(parent: int) -> set[int]:
     return found
 
 
-def proc_uid(pid: int) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None
-
-
-def pids_of_uid(uid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and proc_uid(int(entry)) == uid:
-            found.append(int(entry))
-    return found
-
-
-def kill_uid(uid: int, timeout: float = 10.0) -> None:
-    """SIGKILL every process of one test user's uid (never root's, never a system uid)."""
-    if uid < 1000:
-        raise ValueError(f"refusing to kill processes of uid {uid}")
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = [p for p in pids_of_uid(uid) if p > 1]
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"processes of uid {uid} survive SIGKILL: {pids}")
-        time.sleep(0.02)
-
-
-def read_status_field(pid: int, field: str) -> str | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return line.split(":", 1)[1].strip()
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ESRCH):
-            return None
-        raise
-    return None
-
-
 def ignores_term_and_hup(pid: int) -> bool:
     """True once the process runs `sleep` with SIGTERM and SIGHUP ignored."""
     try:
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return False
-    mask = read_status_field(pid, "SigIgn")
+    mask = status_field(pid, "SigIgn")
     if comm != "sleep" or mask is None:
         return False
     bits = int(mask, 16)

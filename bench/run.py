@@ -20,21 +20,23 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+if not __package__:  # `python bench/run.py`: bench/ and tests/ import as the checkout's packages
+    sys.path[0] = str(HERE.parent)
 try:
     import logoutd  # noqa: F401
 except ImportError:  # run without the venv: use the checkout
     sys.path.insert(1, str(HERE.parent / "src"))
 
-import cgtree  # noqa: E402
-from logout_bench import LogoutResult, run_logout  # noqa: E402
-from lost_bench import LostResult, run_lost  # noqa: E402
-from pam_bench import IDLE_GAP, PamResult, run_pam  # noqa: E402
-from report import Row, machine, render_markdown, render_text, write_doc  # noqa: E402
-from scale_bench import SCALE_CONFIG, ScaleResult, check_limits, raise_nofile, run_scale  # noqa: E402
-from ssh_bench import SshResult, run_ssh  # noqa: E402
-from stats import median, ms, percentile, spread  # noqa: E402
-from world import World, bus_unavailable, log  # noqa: E402
+from tests.integration.harness.cgroups import cgroup2_mount  # noqa: E402
+
+from bench.logout_bench import LogoutResult, run_logout  # noqa: E402
+from bench.lost_bench import LostResult, run_lost  # noqa: E402
+from bench.pam_bench import IDLE_GAP, PamResult, run_pam  # noqa: E402
+from bench.report import Row, machine, render_markdown, render_text, write_doc  # noqa: E402
+from bench.scale_bench import SCALE_CONFIG, ScaleResult, check_limits, raise_nofile, run_scale  # noqa: E402
+from bench.ssh_bench import SshResult, run_ssh  # noqa: E402
+from bench.stats import median, ms, percentile, spread  # noqa: E402
+from bench.world import World, bus_unavailable, log  # noqa: E402
 
 DEFAULT_CONFIG = "[Logoutd]\n# built-in defaults (SessionStopTimeoutSec=90s)\n"
 IGNORER_TIMEOUT = 1.0
@@ -73,7 +75,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def preflight() -> str | None:
     if os.geteuid() != 0:
         return "the benchmark needs root (cgroups, useradd, su, mount namespaces)"
-    mount = cgtree.cgroup2_mount()
+    mount = cgroup2_mount()
     if mount is None or not os.access(mount, os.W_OK):
         return "no writable cgroup2 mount in /proc/mounts"
     for tool in ("su", "unshare", "mount", "useradd", "userdel", "sleep", "sh"):
@@ -334,7 +336,7 @@ def render_generated(rows: list[Row], info: dict[str, str], logouts: list[Logout
         f"{info['load']}; daemon state and socket on {info['state']}; test user {info.get('user', '')}; "
         f"RLIMIT_NOFILE soft/hard of su {info.get('su_nofile', 'n/a')}"
         f"{'; of the 10 000-session daemon ' + info['nofile'] if 'nofile' in info else ''}; "
-        f"took {info['duration']}.",
+        f"took {info['duration']}{_seats(pam)}.",
         "",
         render_markdown(rows),
     ]
@@ -342,43 +344,8 @@ def render_generated(rows: list[Row], info: dict[str, str], logouts: list[Logout
         out += [f"The 10 000-live-sessions rows were skipped: {scale_skip}.", ""]
     if scale is not None and scale.curve:
         out += _growth(scale)
-    out += ["## How each figure is measured", ""]
-    out += [
-        "- **Logout → empty scope.** A root `sleep` is the leader; `create_session` (socket API, as "
-        "root) puts it in a new scope for the test user; N `sleep`s are spawned and written into "
-        "the scope's `cgroup.procs`. The clock starts when the bench SIGKILLs the leader and stops "
-        "when the scope's `cgroup.events` reads `populated 0` (POLLPRI on the file, re-read at "
-        "least every 1 ms). logoutd must notice the leader's exit (pidfd), decide, SIGTERM + "
-        "SIGCONT + SIGHUP every process, and the kernel must deliver them. The baseline, in the "
-        "same run and alternating with it (ABBA), is an identical cgroup of our own under the "
-        "bench subtree with N + 1 sleepers, emptied by writing `1` to `cgroup.kill`: the "
-        "fastest any daemon could possibly be.",
-        "- **SIGTERM/SIGHUP-ignorers.** The same, but every sleeper is "
-        "`sh -c 'trap \"\" TERM HUP; exec sleep …'` (the bench checks `SigIgn` before it starts "
-        "the clock) and the daemon runs with `SessionStopTimeoutSec=1s`, so only the "
-        "`cgroup.kill` after the timeout empties the scope. The figure is the time to empty minus "
-        "the 1 s timeout; the kernel column is the `cgroup.kill` alone for comparison.",
-        _su_method(pam),
-        "- **Lost kills.** N `su -l USER -c 'nohup sleep 1000 &'` in a row through the hook (the "
-        "integration harness's PAM service and namespace), each su exiting right after closing "
-        "its session — elogind's race window. A surviving job is a lost kill.",
-        "- **ssh logins at once.** The integration tests' harness: a private sshd on 127.0.0.1 "
-        "started through a renamed symlink (its own PAM service), a test user with a key. N "
-        "`ssh` clients are launched together, each leaving a `nohup sleep` and holding the login "
-        "open; the figure is launch → every command has run, first through a PAM service "
-        "without the hook line, then with it. While all are open the daemon must list N "
-        "sessions; then all log out and the bench times until no session and no scope is left.",
-    ]
-    if scale is not None or args.full:
-        out.append(
-            "- **10 000 live sessions** (`--full`). A second daemon with `SessionsMax=20000` (the "
-            "default 8192, as in logind, refuses more). 10 000 root `sleep` leaders, one "
-            "`create_session` each over one connection; `list_sessions` timed through "
-            "`logoutd.api.client.Client` and through a bare socket reader; RSS is `VmRSS`; idle "
-            "CPU is utime + stime from `/proc/PID/stat` over the idle window with no client "
-            "connected; then every leader is SIGKILLed at once and the bench waits until "
-            "`status` reports 0 sessions and checks that no scope is left.")
-    out += ["", "## Against DESIGN §11", ""]
+    out += ["How each figure is measured: the hand-written section of that name above.", ""]
+    out += ["## Against DESIGN §11", ""]
     out += _comparison(logouts, ignorers, pam, scale)
     out += ["", "## Raw samples", ""]
     for r in logouts + ignorers:
@@ -424,69 +391,12 @@ def render_generated(rows: list[Row], info: dict[str, str], logouts: list[Logout
     return "\n".join(out) + "\n"
 
 
-def _su_method(pam: PamResult | None) -> str:
-    d = pam is not None and bool(pam.login1)
-    text = (
-        "- **su -l.** `unshare --mount --propagation private sh -c '"
-        + ("mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/seats && "
-           if pam is not None and pam.seats_tmpfs else "")
-        + "mount --bind FILE /etc/pam.d/su-l && exec su -l USER -c true'`, timed from spawn to "
-        "exit, where FILE is `auth sufficient pam_rootok.so`, `account required pam_permit.so`, "
-        "`session required pam_unix.so` (A); B adds `session optional pam_exec.so quiet seteuid "
-        "<hook> --runtime-dir <dir>` (the documented line; the hook talks to <dir>/root.sock), "
-        "C the same with `type=open_session`, so pam_exec runs the hook at open only")
-    if d:
-        text += (
-            "; D adds `session required pam_systemd.so` instead: Debian's stock module (libpam-systemd "
-            "252), which connects to the system bus and calls `CreateSession` on "
-            "`org.freedesktop.login1`, answered by the same daemon started with `--dbus` on a "
-            "private `dbus-daemon` (the stock system bus policy plus `/usr/share/dbus-1/system.d`, a "
-            "socket in the bench's temp dir; every su gets `DBUS_SYSTEM_BUS_ADDRESS` pointing at it). "
-            + ("The tmpfs with `seats/` is pam_systemd's test that logind runs (this machine has no "
-               "`/run/systemd/seats`); it is mounted in the private namespace only, in all four arms "
-               "alike. " if pam is not None and pam.seats_tmpfs else
-               "pam_systemd's test that logind runs, `/run/systemd/seats/`, is the machine's own "
-               "(it exists here; without it each namespace would get a tmpfs with `seats/` on "
-               "`/run/systemd`, in all four arms alike). ")
-            + "A, B, C and D alternate (ABCD DCBA) "
-            f"after 5 warm-up rounds, each run {IDLE_GAP * 1000:.0f} ms after the previous one ended "
-            "(so that no cgroup migration of the previous run makes this one's cheaper; see the "
-            "login1 bullet of the comparison below). Each hook open and each `CreateSession` creates "
-            "a real session "
-            "(counted in the daemon log and by the probe below), B's close and D's `ReleaseSession` "
-            "release it, su's exit ends it (for D also the reference FIFO that pam_systemd keeps in su "
-            "hangs up). The PAM part runs its own daemon, with `--dbus` and the probe; the logout "
-            "rows' daemon has neither")
-    else:
-        text += (f". A, B and C alternate (ABC CBA) after 5 warm-up rounds, each run "
-                 f"{IDLE_GAP * 1000:.0f} ms after the previous one ended. Each hook open creates a "
-                 "real session (counted in the daemon log), B's close releases it, su's exit ends it")
-    text += (
-        ". The hook-start row runs the installed hook without `PAM_TYPE` (it parses its arguments "
-        "and exits) against `python3 -IS -c pass`. The breakdown rows: a root `python3 -IS` "
-        "stand-in for su runs the hook for open then close as pam_exec does (fork + exec, timed "
-        "around each); `create_session` is timed from a fresh client connection after 50 ms "
-        "without cgroup activity, next to one write of a pid to a `cgroup.procs` of our own after "
-        "the same pause.")
-    if d:
-        text += (
-            "\n- **pam_systemd alone.** A root `python3 -IS` process (in the same namespace set-up, "
-            "with the bus address) drives libpam through ctypes with one PAM handle per stack, as su "
-            "does: `pam_start_confdir` on service files of our own, then `pam_open_session` and "
-            "`pam_close_session`, each timed, then `pam_end`; once for `pam_unix` alone and once for "
-            "`pam_unix` + `pam_systemd`, the order alternating between processes; one process per "
-            "sample, since pam_systemd makes its caller the leader and keeps the FIFO until it exits, "
-            f"each started {IDLE_GAP * 1000:.0f} ms after the previous one ended. "
-            "open = connect + authenticate + `Hello` + `CreateSession` and its reply; close = a new "
-            "connection + `Hello` + `ReleaseSession`.\n"
-            "- **Inside the daemon.** The PAM part's daemon is started through "
-            "`bench/daemon_probe.py`, which wraps (at run time; src/ is unchanged) login1's "
-            "`CreateSession` handler, its caller lookup (`GetConnectionCredentials` on the bus), the "
-            "Service call, and the cgroup port's mkdir and `cgroup.procs` write with "
-            "`perf_counter()` timers and appends one line per session start. The handler is timed "
-            "from its dispatch to the reply being queued; the rows use the starts of the measured "
-            "su runs.")
-    return text
+def _seats(pam: PamResult | None) -> str:
+    """Where pam_systemd's `/run/systemd/seats` came from in the D runs (see the method)."""
+    if pam is None or not pam.login1:
+        return ""
+    return ("; pam_systemd's /run/systemd/seats: a tmpfs in each su's namespace (the machine has "
+            "none)" if pam.seats_tmpfs else "; pam_systemd's /run/systemd/seats: the machine's own")
 
 
 def _login1_comparison(pam: PamResult) -> list[str]:
@@ -533,15 +443,9 @@ def _login1_comparison(pam: PamResult) -> list[str]:
         warm = sum(1 for t in pam.daemon_login1_move if t < 0.001)
         text += (
             f" An isolated write to a `cgroup.procs` of the bench's own takes "
-            f"{ms(median(pam.migrate_isolated))} after {IDLE_GAP * 1000:.0f} ms without migrations. "
-            f"The move costs either about 0.1 ms or a whole RCU grace period: the writer of "
-            f"cgroup_threadgroup_rwsem skips the grace period only if another migration ended within "
-            f"roughly the last grace period. {warm} of the {len(pam.daemon_login1_move)} moves here "
-            f"took under 1 ms; with the {IDLE_GAP * 1000:.0f} ms pause before every run the figure is "
-            f"that of sparse logins, while back-to-back logins would get many cheap moves from "
-            f"each other. systemd-logind's path includes the same move (PID 1 writes the leader's pid "
-            f"to the new scope's `cgroup.procs`), so that part of the target is the kernel's, not "
-            f"the daemon's.")
+            f"{ms(median(pam.migrate_isolated))} after {IDLE_GAP * 1000:.0f} ms without migrations; "
+            f"{warm} of the {len(pam.daemon_login1_move)} moves here took under 1 ms (the cheap "
+            f"case of \"The cgroup move\" in the method above).")
     return [text]
 
 
@@ -619,8 +523,7 @@ def _comparison(logouts: list[LogoutResult], ignorers: list[LogoutResult], pam: 
             f"`create_session` takes {ms(median(pam.create_isolated))} after "
             f"{IDLE_GAP * 1000:.0f} ms without cgroup activity, mostly the kernel's: one "
             f"isolated write to `cgroup.procs` takes {ms(median(pam.migrate_isolated))} here "
-            f"(moving a process takes cgroup_threadgroup_rwsem for writing, which waits for an "
-            f"RCU grace period unless cgroup2 is mounted with `favordynmods`).")
+            f"(see \"The cgroup move\" in the method above).")
         lines += _login1_comparison(pam)
     if scale is not None:
         lines.append(

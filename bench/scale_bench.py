@@ -11,10 +11,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cgtree
-from procs import cpu_seconds, read_status_field
-from world import Daemon, TestUser, World, log
+from tests.integration.harness.procs import status_field
 
+from bench import cgtree
+from bench.procs import cpu_seconds
+from bench.world import Daemon, TestUser, World, log
 from logoutd.api.protocol import encode_request
 
 SCALE_CONFIG = "[Login]\n# 10 000 sessions: above the default SessionsMax=8192 (as logind)\n" \
@@ -147,7 +148,7 @@ def run_scale(world: World, daemon: Daemon, user: TestUser, n: int, idle_seconds
         result.list_bytes = size
 
     result.rss_kib = daemon.rss_kib()
-    hwm = read_status_field(daemon.pid, "VmHWM")
+    hwm = status_field(daemon.pid, "VmHWM")
     result.hwm_kib = int(hwm.split()[0]) if hwm else 0
     daemon.client.close()  # an idle daemon: no client connection open
 
@@ -201,6 +202,6 @@ def _checkpoint(daemon: Daemon, sessions: int, block: list[float], seconds: floa
 def _ctxt(pid: int) -> int:
     total = 0
     for name in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
-        value = read_status_field(pid, name)
+        value = status_field(pid, name)
         total += int(value) if value else 0
     return total

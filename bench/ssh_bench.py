@@ -1,23 +1,16 @@
-"""50 ssh logins at once (issue 7, item 4): all tracked, and how long, beside the same without the hook.
-
-Uses the integration tests' harness (tests/integration/harness): a private sshd on 127.0.0.1
-through a renamed symlink (its own PAM service), a test user with a key, a foreground daemon
-in its own cgroup subtree; everything is removed at the end, processes first.
-"""
+"""N ssh logins at once, with and without the hook (`python -m bench.ssh_bench [N]`)."""
 
 from __future__ import annotations
 
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+from tests.integration.harness.login import Login, script
+from tests.integration.harness.sshd import Sshd
+from tests.integration.harness.users import TestUser
 
-from harness.login import Login, script
-from harness.sshd import Sshd
-from harness.users import TestUser
-from world import harness_env
+from bench.world import harness_env
 
 
 @dataclass

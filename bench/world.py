@@ -21,18 +21,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import cgtree
-from procs import Children, become_subreaper, kill_uid, read_status_field
+from tests.integration.harness import cgroups as harness_cgroups
+from tests.integration.harness.bus import config_text  # the tests' private bus: stock system policy
+from tests.integration.harness.env import Env
+from tests.integration.harness.procs import kill_uid, status_field
+from tests.integration.harness.users import TestUser, create_user, remove_user
 
+from bench import cgtree
+from bench.procs import Children, become_subreaper
 from logoutd.api.client import Client
 from logoutd.errors import LogoutdError, NoSuchSession
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "integration"))
-from harness import cgroups as harness_cgroups  # noqa: E402
-from harness.bus import config_text  # noqa: E402  (the tests' private bus: stock system policy)
-from harness.env import Env  # noqa: E402
-from harness.users import TestUser, create_user, remove_user  # noqa: E402
 
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PROBE = Path(__file__).resolve().parent / "daemon_probe.py"
@@ -238,7 +238,7 @@ class Daemon:
             return []
 
     def rss_kib(self) -> int:
-        value = read_status_field(self.pid, "VmRSS")
+        value = status_field(self.pid, "VmRSS")
         if value is None:
             raise RuntimeError("logoutd is gone")
         return int(value.split()[0])
@@ -267,7 +267,7 @@ class World:
     _old_handlers: dict[int, Any] = field(default_factory=dict)
 
     def __enter__(self) -> World:
-        mount = cgtree.cgroup2_mount()
+        mount = harness_cgroups.cgroup2_mount()
         if mount is None:
             raise RuntimeError("no cgroup2 mount in /proc/mounts")
         for signo in (signal.SIGTERM, signal.SIGHUP):

@@ -1,9 +1,12 @@
-"""The socket server and logoutctl, in-process, over a manager on fakes (no root needed)."""
+"""The socket server and logoutctl, in-process, over a manager on fakes (no root needed); the
+helpers every tests/adapters (and tests/contract) module shares: open_session, ctl, nss."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import pwd
 import shutil
 import socket
 import tempfile
@@ -15,9 +18,11 @@ from typing import Any
 
 import pytest
 
+from logoutd.api.client import Client
 from logoutd.api.server import ApiServer
 from logoutd.api.service import DaemonInfo, Service
-from tests.unit.conftest import Core, make_core
+from logoutd.cli.ctl import main
+from tests.unit.conftest import ALICE, BOB, ROOT, Core, make_core
 
 
 @dataclass
@@ -87,3 +92,39 @@ def serving(tmp_path: Path, **server_options: Any) -> Iterator[Served]:
         thread.join(5)
         loop.close()
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def open_session(served: Served, uid: int = 1000) -> dict[str, object]:
+    leader = served.run(served.core.world.spawn, 0)
+    with Client(served.socket) as c:
+        return c.call("create_session", uid=uid, leader=leader.pid, service="sshd")["session"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def ctl(served: Served, *argv: str, tty: bool = False, **environ: str) -> tuple[int, str, str]:
+    out, err = (Terminal() if tty else io.StringIO()), (Terminal() if tty else io.StringIO())
+    rc = main(list(argv), {"LOGOUTD_SOCKET": str(served.socket), **environ}, out, err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def nss(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake core's accounts, as NSS would answer for them."""
+    accounts = {a.uid: a for a in (ALICE, BOB, ROOT)}
+
+    def by_uid(uid: int) -> pwd.struct_passwd:
+        a = accounts[uid]
+        return pwd.struct_passwd((a.name, "x", a.uid, a.gid, "", a.home, "/bin/sh"))
+
+    def by_name(name: str) -> pwd.struct_passwd:
+        for uid, account in accounts.items():
+            if account.name == name:
+                return by_uid(uid)
+        raise KeyError(name)
+
+    monkeypatch.setattr(pwd, "getpwuid", by_uid)
+    monkeypatch.setattr(pwd, "getpwnam", by_name)

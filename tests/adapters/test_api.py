@@ -12,7 +12,7 @@ import pytest
 from logoutd.api.client import Client
 from logoutd.api.protocol import MAX_MESSAGE
 from logoutd.errors import AccessDenied, InvalidArgument, NoSuchSession, NotRunning, ProtocolError
-from tests.adapters.conftest import Served
+from tests.adapters.conftest import Served, open_session
 from tests.readable import for_users
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
@@ -20,12 +20,6 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another 
 
 def raw(served: Served, data: bytes) -> list[dict[str, object]]:
     return [json.loads(line) for line in served.exchange(data).splitlines()]
-
-
-def open_session(served: Served, uid: int = 1000) -> dict[str, object]:
-    leader = served.run(served.core.world.spawn, 0)
-    with Client(served.socket) as c:
-        return c.call("create_session", uid=uid, leader=leader.pid, service="sshd")["session"]
 
 
 def test_create_list_get_release(served: Served) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import pwd
 import signal
 import subprocess
 import sys
@@ -17,41 +16,9 @@ from logoutd.cli import resolve
 from logoutd.cli.ctl import VERBS, main
 from logoutd.cli.output import format_relative
 from logoutd.errors import InvalidArgument, NoSuchUser
-from tests.adapters.conftest import Served
-from tests.adapters.test_api import open_session
-from tests.unit.conftest import ALICE, BOB, ROOT
+from tests.adapters.conftest import Served, ctl, open_session
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def ctl(served: Served, *argv: str, tty: bool = False, **environ: str) -> tuple[int, str, str]:
-    out, err = (Terminal() if tty else io.StringIO()), (Terminal() if tty else io.StringIO())
-    rc = main(list(argv), {"LOGOUTD_SOCKET": str(served.socket), **environ}, out, err)
-    return rc, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def nss(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake core's accounts, as NSS would answer for them."""
-    accounts = {a.uid: a for a in (ALICE, BOB, ROOT)}
-
-    def by_uid(uid: int) -> pwd.struct_passwd:
-        a = accounts[uid]
-        return pwd.struct_passwd((a.name, "x", a.uid, a.gid, "", a.home, "/bin/sh"))
-
-    def by_name(name: str) -> pwd.struct_passwd:
-        for uid, account in accounts.items():
-            if account.name == name:
-                return by_uid(uid)
-        raise KeyError(name)
-
-    monkeypatch.setattr(pwd, "getpwuid", by_uid)
-    monkeypatch.setattr(pwd, "getpwnam", by_name)
 
 
 # -- words --------------------------------------------------------------------------------------

@@ -12,8 +12,7 @@ import pytest
 from logoutd.api.client import Client
 from logoutd.cli.ctl import VERBS
 from logoutd.core.leftovers import Leftover
-from tests.adapters.conftest import Served
-from tests.adapters.test_cli import ctl, nss  # noqa: F401 (a fixture)
+from tests.adapters.conftest import Served, ctl
 
 EVIL = "\x1b]0;pwn\x07\r"
 SHOWN = "\\x1b]0;pwn\\a\\r"
@@ -59,7 +58,7 @@ def test_the_evil_items_are_stored_as_given(served: Served, evil: dict[str, obje
 
 @pytest.mark.parametrize("tty", [False, True], ids=["pipe", "terminal"])
 def test_every_verb_escapes_control_characters(served: Served, evil: dict[str, object],
-                                               nss: None, tty: bool) -> None:  # noqa: F811
+                                               nss: None, tty: bool) -> None:
     seen: set[str] = set()
     for argv in [*READ_ONLY, *CHANGING]:
         rc, out, err = ctl(served, *argv, tty=tty)
@@ -77,7 +76,7 @@ def test_every_verb_escapes_control_characters(served: Served, evil: dict[str, o
 
 
 def test_the_escaped_fields_where_they_are_shown(served: Served, evil: dict[str, object],
-                                                 nss: None) -> None:  # noqa: F811
+                                                 nss: None) -> None:
     out = ctl(served, "list-sessions")[1]
     assert f"pts/{SHOWN}" in out
     status = ctl(served, "session-status", "c1")[1].splitlines()

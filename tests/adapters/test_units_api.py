@@ -18,9 +18,7 @@ from logoutd.cli.ctl import run as run_verb
 from logoutd.config.model import Config
 from logoutd.core.ports import Account
 from logoutd.errors import InvalidArgument, LogoutdError, ProcessGone
-from tests.adapters.conftest import Served
-from tests.adapters.test_api import open_session
-from tests.adapters.test_cli import Terminal
+from tests.adapters.conftest import Served, Terminal, ctl, open_session
 from tests.fakes import FakeProcess, FakeSpawner
 
 
@@ -38,12 +36,6 @@ def me(served: Served) -> FakeProcess:
     proc = FakeProcess(os.getpid(), uid=uid, cgroup=served.core.world.abs(str(session["scope"])))
     served.core.world.procs[proc.pid] = proc
     return proc
-
-
-def ctl(served: Served, *argv: str, tty: bool = False) -> tuple[int, str, str]:
-    out, err = (Terminal() if tty else io.StringIO()), (Terminal() if tty else io.StringIO())
-    rc = main(list(argv), {"LOGOUTD_SOCKET": str(served.socket)}, out, err)
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.parametrize(("params", "message"), [

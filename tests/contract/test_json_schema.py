@@ -19,8 +19,7 @@ import pytest
 from logoutd.cli.ctl import main
 from logoutd.cli.output import JSON_SCHEMA_VERSION
 from logoutd.core.ports import Account
-from tests.adapters.conftest import Served
-from tests.adapters.test_api import open_session
+from tests.adapters.conftest import Served, open_session
 from tests.fakes import FakeSpawner
 from tests.unit.conftest import ALICE, BOB, ROOT
 

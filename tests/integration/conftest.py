@@ -19,21 +19,20 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # `import harness`
 
 try:  # PYTHONPATH=src or an installed package; else the repository's src/
     import logoutd  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(HERE.parent.parent / "src"))
 
-from harness import bus as buses  # noqa: E402
-from harness import cgroups  # noqa: E402
-from harness.daemon import Daemon  # noqa: E402
-from harness.env import Env  # noqa: E402
-from harness.pam import PamService  # noqa: E402
-from harness.sshd import SSHD, Sshd  # noqa: E402
-from harness.su import SuRunner  # noqa: E402
-from harness.users import TestUser  # noqa: E402
+from tests.integration.harness import bus as buses  # noqa: E402
+from tests.integration.harness import cgroups  # noqa: E402
+from tests.integration.harness.daemon import Daemon  # noqa: E402
+from tests.integration.harness.env import Env  # noqa: E402
+from tests.integration.harness.pam import PamService  # noqa: E402
+from tests.integration.harness.sshd import SSHD, Sshd  # noqa: E402
+from tests.integration.harness.su import SuRunner  # noqa: E402
+from tests.integration.harness.users import TestUser  # noqa: E402
 
 
 def _why_not_runnable() -> str | None:

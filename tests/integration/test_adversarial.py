@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from harness.checks import assert_in_scope
-from harness.login import script
-from harness.procs import cgroup_of, pids_of_real_uid, wait_for
 
 from logoutd.errors import LimitsExceeded
+from tests.integration.harness.checks import assert_in_scope
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import cgroup_of, pids_of_real_uid, wait_for
 
 STOP_TIMEOUT = 2.0  # SessionStopTimeoutSec= of the harness' base drop-in
 SLACK = 4.0  # seconds allowed beyond it for zero survivors

@@ -3,9 +3,9 @@ is reachable at the next login; where policy denies keeping, it is killed like t
 
 from __future__ import annotations
 
-from harness.checks import assert_alive_for, wait_gone, wait_session_removed
-from harness.login import script
-from harness.procs import Proc
+from tests.integration.harness.checks import assert_alive_for, wait_gone, wait_session_removed
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import Proc
 
 TMUX = (
     "tmux new-session -d -s keep 'sleep 1000'; "

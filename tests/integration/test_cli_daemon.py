@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from test_cli_sessions import ctl, ctl_as, open_login
+from tests.integration.harness.ctl import ctl, ctl_as, open_login
 
 
 def test_show_config_values_and_sources(env, start_daemon):

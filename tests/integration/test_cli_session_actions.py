@@ -7,11 +7,15 @@ from __future__ import annotations
 import os
 import signal
 
-from harness.checks import assert_alive_for, assert_in_scope, wait_gone, wait_session_removed
-from harness.procs import Proc
-from test_cli_sessions import ctl, ctl_as, open_login
-
 import logoutd
+from tests.integration.harness.checks import (
+    assert_alive_for,
+    assert_in_scope,
+    wait_gone,
+    wait_session_removed,
+)
+from tests.integration.harness.ctl import ctl, ctl_as, open_login
+from tests.integration.harness.procs import Proc
 
 # -- terminate-session, kill-session ----------------------------------------------------------
 

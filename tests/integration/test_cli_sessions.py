@@ -1,82 +1,12 @@
 """logoutctl's session views, in-process (`main(argv, env, out, err)`) against a real daemon, on
 sessions made by real `su -l` logins: list-sessions, session-status, show-session, `self`.
-
-The helpers here (ctl, ctl_as, open_login, ...) serve every tests/integration/test_cli_*.py.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import re
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
 
-from harness.checks import open_held
-from tests.readable import for_users
-
-import logoutd
-from logoutd.cli.ctl import main
-
-SRC = for_users(Path(logoutd.__file__).resolve().parent.parent)  # test users import it
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-@dataclass
-class Result:
-    rc: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
-
-    def json(self) -> dict:  # type: ignore[type-arg]
-        return json.loads(self.out)  # type: ignore[no-any-return]
-
-
-def ctl(env, *argv: str, tty: bool = False, **environ: str) -> Result:
-    """logoutctl in-process, as root, against the test's daemon."""
-    out, err = (Terminal() if tty else io.StringIO()), io.StringIO()
-    rc = main(list(argv), {"LOGOUTD_SOCKET": str(env.socket), **environ}, out, err)
-    return Result(rc, out.getvalue(), err.getvalue())
-
-
-def ctl_as(env, user, *argv: str) -> Result:
-    """logoutctl in a child process running as `user` (uid, gid, no supplementary groups)."""
-    result = subprocess.run(
-        ["/usr/bin/python3", "-m", "logoutd.cli.ctl", *argv],
-        user=user.uid, group=user.gid, extra_groups=[], capture_output=True, text=True,
-        timeout=30, cwd="/",
-        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "LOGOUTD_SOCKET": str(env.socket)},
-    )
-    return Result(result.returncode, result.stdout, result.stderr)
-
-
-def in_session(env, tag: str, *argv: str) -> str:
-    """A session-script snippet running logoutctl inside the session, its output tagged."""
-    words = " ".join(argv)
-    return (f'echo "BEGIN {tag}"; PYTHONPATH={SRC} LOGOUTD_SOCKET={env.socket} '
-            f'/usr/bin/python3 -m logoutd.cli.ctl {words}; echo "END {tag} $?"')
-
-
-def tagged(login, tag: str) -> tuple[int, list[str]]:
-    lines = login.lines
-    start = lines.index(f"BEGIN {tag}")
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith(f"END {tag} "))
-    return int(lines[end].split()[-1]), lines[start + 1 : end]
-
-
-def open_login(env, pam, user, daemon, *kinds: str, extra: str = ""):
-    """A held `su -l` login of `user` leaving `kinds` behind; returns login, procs, session."""
-    return open_held(env, daemon, "su", pam, user, *kinds, extra=extra)
-
+from tests.integration.harness.ctl import ctl, in_session, open_login, tagged
 
 # -- list-sessions --------------------------------------------------------------------------
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 import signal
 
-from harness.checks import assert_alive_for, wait_gone, wait_session_removed
-from harness.procs import wait_for
-from test_cli_sessions import ctl, ctl_as, open_login
+from tests.integration.harness.checks import assert_alive_for, wait_gone, wait_session_removed
+from tests.integration.harness.ctl import ctl, ctl_as, open_login
+from tests.integration.harness.procs import wait_for
 
 
 def test_list_users_layout(env, user, user2, pam, daemon):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.checks import assert_alive_for, wait_gone, wait_session_removed
-from harness.login import script
-from harness.procs import signal_proc
+from tests.integration.harness.checks import assert_alive_for, wait_gone, wait_session_removed
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import signal_proc
 
 
 def _leave_nohup(env, pam, user, daemon):

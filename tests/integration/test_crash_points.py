@@ -16,13 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.daemon import src_dir
-from harness.login import script
-from harness.procs import pids_of_real_uid
-from tests.readable import for_users
-
 from logoutd.crashpoints import CRASHPOINTS
 from logoutd.errors import LogoutdError
+from tests.integration.harness.ctl import ctl_words
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import pids_of_real_uid
 
 SEED = int(os.environ.get("LOGOUTD_CRASH_SEED", "20261125"))
 CASES = int(os.environ.get("LOGOUTD_CRASH_CASES", "50"))
@@ -68,8 +66,7 @@ def test_crashpoints_list_matches_the_code():
 
 
 def ctl(env: Any, words: str) -> str:
-    return (f"PYTHONPATH={for_users(src_dir())} LOGOUTD_SOCKET={env.socket} /usr/bin/python3 -m "
-            f"logoutd.cli.ctl {words} >/dev/null 2>&1")
+    return f"{ctl_words(env)} {words} >/dev/null 2>&1"
 
 
 def scenario_script(env: Any, scenario: str) -> str:

@@ -14,7 +14,8 @@ import statistics
 import time
 
 import pytest
-from harness.login import READY
+
+from tests.integration.harness.login import READY
 
 ROUNDS = 3
 

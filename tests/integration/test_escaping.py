@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 import subprocess
 
-from harness.procs import Proc, wait_for
-from test_cli_sessions import ctl, ctl_as
+from tests.integration.harness.ctl import ctl, ctl_as
+from tests.integration.harness.procs import Proc, wait_for
 
 EVIL = "\x1b]0;pwn\x07\r"
 SHOWN = "\\x1b]0;pwn\\a\\r"

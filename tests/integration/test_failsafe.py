@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.checks import assert_in_scope, wait_gone, wait_session_removed
-from harness.login import script
-from harness.procs import Proc
+
+from tests.integration.harness.checks import assert_in_scope, wait_gone, wait_session_removed
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import Proc
 
 TIMEOUT = 0.5  # the hook's --timeout in these tests' PAM lines
 

@@ -8,9 +8,15 @@ removed.  The decision's reason is visible in kill_reason (and the daemon log).
 from __future__ import annotations
 
 import pytest
-from harness.checks import assert_alive_for, assert_in_scope, wait_gone, wait_session_removed
-from harness.login import script
-from harness.procs import signal_proc
+
+from tests.integration.harness.checks import (
+    assert_alive_for,
+    assert_in_scope,
+    wait_gone,
+    wait_session_removed,
+)
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import signal_proc
 
 STOP_TIMEOUT = 2.0
 

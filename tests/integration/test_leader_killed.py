@@ -6,9 +6,10 @@ from __future__ import annotations
 import signal
 
 import pytest
-from harness.checks import assert_in_scope, wait_gone, wait_session_removed
-from harness.login import script
-from harness.procs import Proc, signal_proc
+
+from tests.integration.harness.checks import assert_in_scope, wait_gone, wait_session_removed
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import Proc, signal_proc
 
 
 @pytest.mark.parametrize("via", ["ssh", "su"])

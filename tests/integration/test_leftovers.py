@@ -6,17 +6,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
 import time
+from dataclasses import astuple
 from pathlib import Path
 
-from harness.checks import assert_alive_for, wait_gone, wait_session_removed
-from harness.daemon import src_dir
-from harness.login import script
-from harness.procs import signal_proc
-from tests.readable import for_users
-
 from logoutd.cli.ctl import main as logoutctl
+from tests.integration.harness.checks import assert_alive_for, wait_gone, wait_session_removed
+from tests.integration.harness.ctl import ctl_as
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import signal_proc
 
 
 def _audit(path):
@@ -88,16 +86,6 @@ def test_kill_mode_with_audit_log_records_what_was_killed(env, user, pam, start_
     wait_session_removed(env, daemon, session)
 
 
-def _logoutctl_as(env, user, *argv):
-    """The real logoutctl, run as `user` (outside any session): (exit status, stdout, stderr)."""
-    done = subprocess.run(["/usr/bin/python3", "-m", "logoutd.cli.ctl", *argv],
-                          user=user.uid, group=user.gid, extra_groups=[], capture_output=True,
-                          text=True, timeout=30, cwd="/",
-                          env={"PYTHONPATH": str(for_users(src_dir())),
-                               "LOGOUTD_SOCKET": str(env.socket), "PATH": "/usr/bin:/bin"})
-    return done.returncode, done.stdout, done.stderr
-
-
 def test_a_user_sees_only_its_own_leftovers(env, user, user2, pam, start_daemon):
     """Issue 11: command lines can hold secrets; another user's records are root's only."""
     daemon = start_daemon("[Login]\nKillUserProcesses=permissive\n")
@@ -115,17 +103,17 @@ def test_a_user_sees_only_its_own_leftovers(env, user, user2, pam, start_daemon)
         daemon.wait_for(lambda u=u: daemon.call("leftovers", session=sessions[u.name]["id"])
                         ["leftovers"], 5, f"leftovers of {u.name}")
 
-    status, out, err = _logoutctl_as(env, user, "leftovers")
+    status, out, err = astuple(ctl_as(env, user, "leftovers"))
     assert status == 0, err
     assert f"token-of-{user.name}" in out and f"token-of-{user2.name}" not in out, out
-    status, out, err = _logoutctl_as(env, user, "--json", "leftovers")
+    status, out, err = astuple(ctl_as(env, user, "--json", "leftovers"))
     assert status == 0, err
     assert {r["uid"] for r in json.loads(out)["leftovers"]} == {user.uid}, out
-    status, out, err = _logoutctl_as(env, user, "leftovers", "--user", user2.name)
+    status, out, err = astuple(ctl_as(env, user, "leftovers", "--user", user2.name))
     assert status == 4 and not out, (status, out, err)
     assert f"may not see the leftovers of uid {user2.uid}" in err, err
-    status, out, err = _logoutctl_as(env, user, "leftovers", "--session",
-                                     sessions[user2.name]["id"])
+    status, out, err = astuple(ctl_as(env, user, "leftovers", "--session",
+                                             sessions[user2.name]["id"]))
     assert status == 4 and f"token-of-{user2.name}" not in out + err, (status, out, err)
     assert "only root may see other users' leftovers" in err, err
 

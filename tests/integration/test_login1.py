@@ -15,10 +15,11 @@ import shlex
 import signal
 
 import pytest
-from harness import bus as buses
-from harness.checks import assert_in_scope, wait_gone, wait_session_removed
-from harness.login import script
-from harness.procs import Proc, descendants, signal_proc, status_field, wait_for
+
+from tests.integration.harness import bus as buses
+from tests.integration.harness.checks import assert_in_scope, wait_gone, wait_session_removed
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import Proc, descendants, signal_proc, status_field, wait_for
 
 SHOW_ENV = ('echo "PID shell $$"; '
             'for _v in XDG_SESSION_ID XDG_RUNTIME_DIR XDG_SESSION_TYPE XDG_SESSION_CLASS; do '

@@ -12,11 +12,12 @@ import subprocess
 import time
 
 import pytest
-from harness import cgroups
-from harness.bus import Client
-from harness.checks import wait_gone, wait_session_removed
-from harness.cleanup import Phase
-from harness.procs import Proc, signal_proc, status_field, wait_for
+
+from tests.integration.harness import cgroups
+from tests.integration.harness.bus import Client
+from tests.integration.harness.checks import wait_gone, wait_session_removed
+from tests.integration.harness.cleanup import Phase
+from tests.integration.harness.procs import Proc, signal_proc, status_field, wait_for
 
 LOGIN1 = "org.freedesktop.login1"
 # A reference FIFO's hang-up stops the session like a logout; the leader below ignores SIGTERM,
@@ -75,7 +76,7 @@ def _create(env, bus, daemon, user, leader: Proc | None):
 
 
 def _label(sid: str) -> str:
-    from harness.loginctl import bus_label
+    from tests.integration.harness.loginctl import bus_label
     return bus_label(sid)
 
 
@@ -229,7 +230,7 @@ def test_without_dbus_fast_refuses_to_start_and_says_what_to_install(env, bus):
 
 
 def test_status_tells_where_login1_is_served(env, bus, dbus_daemon):
-    from test_cli_sessions import ctl
+    from tests.integration.harness.ctl import ctl
 
     result = ctl(env, "status")
     assert result.rc == 0, result

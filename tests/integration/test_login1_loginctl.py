@@ -10,14 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-from harness.checks import (
+
+from tests.integration.harness.checks import (
     assert_alive_for,
     assert_in_scope,
     open_held,
     wait_gone,
     wait_session_removed,
 )
-from harness.loginctl import (
+from tests.integration.harness.loginctl import (
     LOGINCTL,
     busctl,
     call,
@@ -27,7 +28,7 @@ from harness.loginctl import (
     session_path,
     user_path,
 )
-from harness.procs import Proc, descendants, status_field, wait_for
+from tests.integration.harness.procs import Proc, descendants, status_field, wait_for
 
 ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 pytestmark = pytest.mark.skipif(not Path(LOGINCTL).exists(), reason=f"{LOGINCTL} not installed")

@@ -12,9 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness.cleanup import Phase
-from harness.loginctl import loginctl
-from harness.procs import Proc, kill_tree, wait_for
+
+from tests.integration.harness.cleanup import Phase
+from tests.integration.harness.loginctl import loginctl
+from tests.integration.harness.procs import Proc, kill_tree, wait_for
 
 POLKITD = Path("/usr/lib/polkit-1/polkitd")
 POLKIT = "org.freedesktop.PolicyKit1"

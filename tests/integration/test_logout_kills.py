@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from harness.checks import assert_in_scope, wait_gone, wait_session_removed
-from harness.login import script
-from harness.procs import status_field
+
+from tests.integration.harness.checks import assert_in_scope, wait_gone, wait_session_removed
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import status_field
 
 STOP_TIMEOUT = 2.0  # SessionStopTimeoutSec= of the harness' base drop-in
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import time
 
-from harness.checks import wait_gone
-from harness.procs import Proc
+from tests.integration.harness.checks import wait_gone
+from tests.integration.harness.procs import Proc
 
 N = 200
 # Prints the job's pid with its start time (it may already be gone when the test reads it),

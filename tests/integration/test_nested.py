@@ -7,9 +7,10 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from harness.checks import assert_in_scope, wait_gone, wait_session_removed
-from harness.login import script
-from harness.procs import Proc, status_field
+
+from tests.integration.harness.checks import assert_in_scope, wait_gone, wait_session_removed
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import Proc, status_field
 
 INNER = script("nohup", extra='echo "PID innershell $$"')
 

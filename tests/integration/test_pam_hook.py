@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from harness.pam import run_hook
+from tests.integration.harness.pam import run_hook
 
 
 def test_installed_hook_starts(env):

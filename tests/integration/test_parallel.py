@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from harness.checks import assert_in_scope, wait_gone
-from harness.login import script
-from harness.procs import wait_for
+from tests.integration.harness.checks import assert_in_scope, wait_gone
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import wait_for
 
 N = 20
 

@@ -14,7 +14,6 @@ or a daemon that refuses everything cannot make the matrix pass.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 from collections.abc import Callable
@@ -23,41 +22,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import cgroups
-from harness.checks import assert_alive_for, wait_gone
-from harness.daemon import Daemon, src_dir
-from harness.env import Env
-from harness.login import Login, script
-from harness.procs import Proc, wait_for
-from harness.users import TestUser
-from tests.readable import for_users
 
-PY = "/usr/bin/python3"  # the venv's python lives under root's 0700 home
+from tests.integration.harness import cgroups
+from tests.integration.harness.checks import assert_alive_for, wait_gone
+from tests.integration.harness.ctl import answer
+from tests.integration.harness.ctl import call_as as call_child
+from tests.integration.harness.daemon import Daemon
+from tests.integration.harness.env import Env
+from tests.integration.harness.login import Login, script
+from tests.integration.harness.procs import Proc, wait_for
+from tests.integration.harness.users import TestUser
+
 DENY_KEEP = "[Policy]\nKeepAllowUsers=nobody\n"
-
-_CHILD = """\
-import json, sys
-from logoutd.api.client import Client
-from logoutd.errors import LogoutdError
-socket, method, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-try:
-    r = {"ok": True, "code": "", "message": "",
-         "result": Client(socket).call(method, **params)}
-except LogoutdError as e:
-    r = {"ok": False, "code": e.code, "message": str(e), "result": None}
-print(json.dumps(r))
-"""
 
 
 def call_as(env: Env, user: TestUser, method: str, **params: Any) -> tuple[bool, str, str, Any]:
     """One API call from a child running as `user` (no supplementary groups, outside any
     session): (ok, error code, message, result)."""
-    done = subprocess.run([PY, "-c", _CHILD, str(env.socket), method, json.dumps(params)],
-                          user=user.uid, group=user.gid, extra_groups=[], capture_output=True,
-                          text=True, timeout=30, cwd="/", env={"PYTHONPATH": str(for_users(src_dir()))})
-    assert done.returncode == 0, f"client child failed: {done.stderr}"
-    r = json.loads(done.stdout)
-    return r["ok"], r["code"], r["message"], r["result"]
+    r = answer(call_child(env, user, method, **params))
+    return r["ok"], r.get("code", ""), r.get("message", ""), r.get("result")
 
 
 @dataclass

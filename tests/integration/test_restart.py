@@ -4,8 +4,9 @@ logout still cleans up — whether the logout happens after the restart or while
 from __future__ import annotations
 
 import pytest
-from harness.checks import assert_in_scope, wait_gone, wait_session_removed
-from harness.login import script
+
+from tests.integration.harness.checks import assert_in_scope, wait_gone, wait_session_removed
+from tests.integration.harness.login import script
 
 
 @pytest.mark.parametrize("logout_while_down", [False, True], ids=["logout-after", "logout-during"])

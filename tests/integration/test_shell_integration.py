@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.checks import assert_alive_for, wait_gone
-from harness.login import script
+from tests.integration.harness.checks import assert_alive_for, wait_gone
+from tests.integration.harness.login import script
 from tests.readable import for_users
 
 REPO = Path(__file__).resolve().parents[2]

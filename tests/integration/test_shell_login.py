@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-from harness.checks import assert_alive_for, wait_gone
-from harness.cleanup import Phase
-from harness.procs import Proc, kill_tree
-from tests.readable import for_users
 
 from logoutd.shell import install_profile
+from tests.integration.harness.checks import assert_alive_for, wait_gone
+from tests.integration.harness.cleanup import Phase
+from tests.integration.harness.procs import Proc, kill_tree
+from tests.readable import for_users
 
 REPO = Path(__file__).resolve().parents[2]
 SHELLS = {"bash": "/bin/bash", "zsh": "/usr/bin/zsh", "dash": "/usr/bin/dash"}

@@ -22,14 +22,14 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-from harness.daemon import Daemon
-from harness.env import Env
-from harness.login import Login
-from harness.victim import Victim, root_call, root_status_seconds, victim_login
 
 from logoutd.api.connections import USER_CONNECTIONS_PER_UID
 from logoutd.api.server import ACCEPT_BATCH
 from logoutd.cli.ctl import main as logoutctl
+from tests.integration.harness.daemon import Daemon
+from tests.integration.harness.env import Env
+from tests.integration.harness.login import Login
+from tests.integration.harness.victim import Victim, root_call, root_status_seconds, victim_login
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"  # any user can run it (the venv's may sit in root's home)

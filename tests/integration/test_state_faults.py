@@ -9,12 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness.checks import assert_in_scope, wait_gone, wait_session_removed
-from harness.cleanup import Phase
-from harness.login import script
-from harness.procs import Proc, kill_uid, wait_for
 
 from logoutd.errors import LogoutdError
+from tests.integration.harness.checks import assert_in_scope, wait_gone, wait_session_removed
+from tests.integration.harness.cleanup import Phase
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import Proc, kill_uid, wait_for
 
 
 def state_files(daemon) -> list[Path]:  # type: ignore[no-untyped-def]

@@ -6,79 +6,19 @@ tracked and its nohup job killed at its logout."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.checks import assert_in_scope, wait_gone
-from harness.daemon import Daemon, src_dir
-from harness.env import Env
-from harness.login import script
-from harness.procs import Proc, wait_for
-from harness.sshd import Sshd
-from harness.users import TestUser
-from tests.readable import for_users
-
-from logoutd.api.client import Client
 from logoutd.system.spawn import SPAWN_DEADLINE
-
-PY = "/usr/bin/python3"  # the venv's python lives under root's 0700 home
-
-_CHILD = """\
-import json, sys, time
-from logoutd.api.client import Client
-from logoutd.errors import LogoutdError
-socket, method, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-t0 = time.monotonic()
-try:
-    r = {"ok": True, "result": Client(socket, timeout=30).call(method, **params)}
-except LogoutdError as e:
-    r = {"ok": False, "code": e.code, "message": e.message}
-r["seconds"] = time.monotonic() - t0
-print(json.dumps(r))
-"""
-
-
-def call_as(env: Env, user: TestUser, method: str, **params: Any) -> subprocess.Popen[str]:
-    """One API call from a child running as `user`; read it with answer()."""
-    return subprocess.Popen([PY, "-c", _CHILD, str(env.socket), method, json.dumps(params)],
-                            user=user.uid, group=user.gid, extra_groups=[], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
-                            env={"PYTHONPATH": str(for_users(src_dir()))})
-
-
-def answer(child: subprocess.Popen[str], timeout: float = 30) -> dict[str, Any]:
-    out, err = child.communicate(timeout=timeout)
-    assert child.returncode == 0, err
-    return json.loads(out)  # type: ignore[no-any-return]
-
-
-def root_status_seconds(daemon: Daemon) -> float:
-    """How long root's `status` takes on the root-only socket (PAM's and root's path)."""
-    t0 = time.monotonic()
-    with Client(daemon.root_socket, timeout=5) as client:
-        client.call("status")
-    return time.monotonic() - t0
-
-
-def victim_login_is_tracked(env: Env, sshd: Sshd, daemon: Daemon,
-                            victim: TestUser) -> tuple[float, float]:
-    """A fresh ssh login of `victim`: its shell is in its session's scope, and a nohup job it
-    leaves is killed at its logout. Returns the seconds until the login was ready, and when
-    (time.monotonic()) it was."""
-    t0 = time.monotonic()
-    login = sshd.login(victim, script("nohup", extra='echo "PID shell $$"'))
-    procs = login.wait_ready()
-    ready_at = time.monotonic()
-    took = ready_at - t0
-    env.track(procs.values())
-    session = daemon.wait_session(victim.name)
-    assert_in_scope(env, session, [procs["shell"], procs["nohup"]])
-    assert login.logout() == 0, login.report()
-    wait_gone(env, [procs["nohup"]], 10, "the victim's nohup job after its logout")
-    return took, ready_at
+from tests.integration.harness.checks import wait_gone
+from tests.integration.harness.ctl import answer, call_as, ctl_words
+from tests.integration.harness.daemon import Daemon
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import Proc, wait_for
+from tests.integration.harness.users import TestUser
+from tests.integration.harness.victim import root_status_seconds, victim_login
 
 
 def units_of(daemon: Daemon, user: TestUser) -> list[dict[str, Any]]:
@@ -97,8 +37,7 @@ def test_a_fifo_at_the_log_path_fails_at_once_and_nobody_waits(env, user, user2,
     daemon = start_daemon()
     sshd = env.sshd(pam)
     runtime = daemon.user_runtime_root / str(user.uid)
-    ctl = (f"PYTHONPATH={for_users(src_dir())} LOGOUTD_SOCKET={env.socket} {PY} -m "
-           "logoutd.cli.ctl")
+    ctl = ctl_words(env)
     # fifo: nobody reads it (a blocking open would wait forever); held: a reader holds it open
     # (an open succeeds, so only the regular-file check refuses it).
     attack = (
@@ -123,7 +62,7 @@ def test_a_fifo_at_the_log_path_fails_at_once_and_nobody_waits(env, user, user2,
         time.sleep(0.05)
 
     status_seconds = [root_status_seconds(daemon)]
-    victim_seconds, _ = victim_login_is_tracked(env, sshd, daemon, user2)
+    victim_seconds = victim_login(env, daemon, pam, user2).login_seconds
     status_seconds.append(root_status_seconds(daemon))
     for name in ("fifo", "held"):
         out = runtime / f"{name}.out"
@@ -157,8 +96,9 @@ def test_a_child_stuck_past_the_deadline_is_killed_and_named(env, user, user2, p
     stuck = Proc.of(unit["main_pid"], "stuck child")
     env.track([stuck])
     status_seconds = [root_status_seconds(daemon)]
-    sshd = env.sshd(pam)
-    victim_seconds, victim_ready_at = victim_login_is_tracked(env, sshd, daemon, user2)
+    env.sshd(pam)
+    victim = victim_login(env, daemon, pam, user2)
+    victim_seconds, victim_ready_at = victim.login_seconds, victim.ready_at
     status_seconds.append(root_status_seconds(daemon))
     result = answer(child)
     assert result == {"ok": False, "code": "failed", "seconds": result["seconds"], "message": (

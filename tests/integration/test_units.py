@@ -9,49 +9,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from harness.checks import assert_alive_for, wait_gone, wait_session_removed
-from harness.daemon import src_dir
-from harness.login import script
-from harness.procs import Proc, status_field, wait_for
-from tests.readable import for_users
+from tests.integration.harness.checks import assert_alive_for, wait_gone, wait_session_removed
+from tests.integration.harness.ctl import api_as, ctl_words, in_session, tagged
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import Proc, status_field, wait_for
 
 DELAY = "[Login]\nUserStopDelaySec=2s\n"
-
-
-def ctl_words(env: Any) -> str:
-    src = for_users(src_dir())
-    return f"PYTHONPATH={src} LOGOUTD_SOCKET={env.socket} /usr/bin/python3 -m logoutd.cli.ctl"
-
-
-def tagged_ctl(env: Any, tag: str, words: str) -> str:
-    """A session-script snippet: logoutctl WORDS, stdout and stderr tagged with its status."""
-    return f'echo "BEGIN {tag}"; {ctl_words(env)} {words} 2>&1; echo "END {tag} $?"'
-
-
-def tagged(login: Any, tag: str) -> tuple[int, list[str]]:
-    lines = login.lines
-    start = lines.index(f"BEGIN {tag}")
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith(f"END {tag} "))
-    return int(lines[end].split()[-1]), lines[start + 1:end]
-
-
-def api_as(env: Any, user: Any, method: str, **params: Any) -> dict[str, Any]:
-    """Call the API as `user` (a child with its uid): {"result": …} or {"code", "message"}."""
-    code = (
-        "import json, sys\n"
-        "from logoutd.api.client import Client\n"
-        "from logoutd.errors import LogoutdError\n"
-        "try:\n"
-        f"    r = {{'result': Client({str(env.socket)!r}).call({method!r}, **json.loads(sys.argv[1]))}}\n"
-        "except LogoutdError as e:\n"
-        "    r = {'code': e.code, 'message': e.message}\n"
-        "print(json.dumps(r))\n"
-    )
-    done = subprocess.run(["/usr/bin/python3", "-c", code, json.dumps(params)], user=user.uid,
-                          group=user.gid, extra_groups=[], capture_output=True, text=True,
-                          timeout=30, cwd="/", env={"PYTHONPATH": str(for_users(src_dir()))})
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 def units_of(daemon: Any, user: Any) -> list[dict[str, Any]]:
@@ -65,7 +28,7 @@ def started_units_of(daemon: Any, user: Any) -> list[dict[str, Any]] | None:
 
 
 def start_unit_in_session(env, pam, user, daemon, words: str):  # type: ignore[no-untyped-def]
-    login = env.login("su", pam, user, script(extra=tagged_ctl(env, "run", words)))
+    login = env.login("su", pam, user, script(extra=in_session(env, "run", words, stderr=True)))
     login.wait_ready()
     session = daemon.wait_session(user.name)
     [unit] = daemon.wait_for(lambda: started_units_of(daemon, user), 10, "the unit")
@@ -156,7 +119,7 @@ def test_policy_denial_and_bad_names(env, user, pam, start_daemon):
     words = [("denied", "run --unit x -- sleep 1")] + [
         (f"name{i}", f"run --unit '{name}' -- sleep 1")
         for i, name in enumerate(["a/b", "..", "x" * 300])]
-    extra = "; ".join(tagged_ctl(env, tag, w) for tag, w in words)
+    extra = "; ".join(in_session(env, tag, w, stderr=True) for tag, w in words)
     login = env.login("su", pam, user, script(extra=extra))
     login.wait_ready()
     rc, lines = tagged(login, "denied")
@@ -183,7 +146,7 @@ def test_run_wait_ends_with_the_main_process_and_its_status(env, user, pam, star
              ("ok", "run --unit ok --wait -- true"),
              ("killed", "run --unit killed --wait -- sh -c 'kill -9 $$'"),
              ("json", "--json run --unit j --wait -- sh -c 'exit 5'")]
-    extra = "; ".join(tagged_ctl(env, tag, w) for tag, w in words)
+    extra = "; ".join(in_session(env, tag, w, stderr=True) for tag, w in words)
     login = env.login("su", pam, user, script(extra=extra))
     login.wait_ready(timeout=30)
     rc, lines = tagged(login, "exit3")
@@ -209,7 +172,8 @@ def test_run_wait_across_a_daemon_restart_still_waits_and_exits_1(env, user, pam
     """The daemon restarts while `run --wait` waits: the unit lives on, --wait still waits for
     it, and, its result having been in the old daemon's memory, ends with status 1."""
     login = env.login("su", pam, user,
-                      script(extra=tagged_ctl(env, "wait", "run --unit w --wait -- sleep 3")))
+                      script(extra=in_session(env, "wait", "run --unit w --wait -- sleep 3",
+                                              stderr=True)))
     [unit] = daemon.wait_for(lambda: started_units_of(daemon, user), 10, "the unit")
     env.track(Proc.of(pid, unit["name"]) for pid in unit["pids"])
     daemon.kill()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import stat
 
-from harness.checks import assert_in_scope, wait_gone, wait_session_removed
-from harness.login import script
-from harness.procs import wait_for
+from tests.integration.harness.checks import assert_in_scope, wait_gone, wait_session_removed
+from tests.integration.harness.login import script
+from tests.integration.harness.procs import wait_for
 
 
 def test_runtime_dir_and_slice_follow_sessions(env, user, pam, daemon):

@@ -26,6 +26,7 @@ class Victim:
     login_seconds: float  # ssh start → the session's shell printed READY
     root_status_seconds: float
     nohup_gone_seconds: float  # logout → the nohup job gone
+    ready_at: float = 0.0  # time.monotonic() when the login was ready
 
     def describe(self) -> str:
         return (f"login {self.login_seconds * 1000:.0f} ms, tracked; root status "
@@ -60,7 +61,8 @@ def victim_login(env: Env, daemon: Daemon, pam: PamService, user: TestUser,
     t0 = time.monotonic()
     login = env.login("ssh", pam, user, script("nohup", extra='echo "PID shell $$"'))
     procs = login.wait_ready(timeout=30)
-    took = time.monotonic() - t0
+    ready_at = time.monotonic()
+    took = ready_at - t0
     env.track(procs.values())
     if baseline is not None:
         assert took < baseline + HOOK_BUDGET, (
@@ -81,4 +83,4 @@ def victim_login(env: Env, daemon: Daemon, pam: PamService, user: TestUser,
     wait_for(lambda: all(s["id"] != found["id"]
                          for s in root_call(daemon, "list_sessions")["sessions"]),
              10, f"victim session {found['id']} to be removed", details=daemon.details)
-    return Victim(took, status, gone)
+    return Victim(took, status, gone, ready_at)
