@@ -144,7 +144,8 @@ def test_kill_session_signal_and_whom(env, user, systemd_pam, bus, dbus_daemon):
     # Every line USR1: a child the trapper had just forked (before its exec of sleep) runs the
     # inherited trap too when it gets the signal, so there may be two.
     wait_for(lambda: log.exists() and set(log.read_text().splitlines()) == {"USR1"}, 5,
-             "the trapper to record SIGUSR1")
+             "the trapper to record SIGUSR1",
+             details=lambda: repr(log.read_text()) if log.exists() else f"no {log}")
     wait_gone(env, [procs["nohup"]], 5, "the nohup'd sleep (SIGUSR1)")
     # sshd's own processes die of SIGUSR1 as well: the login ends, the trapper is killed.
     wait_gone(env, [procs["trapper"]], 10, "the trapper")
