@@ -152,7 +152,7 @@ def test_cli_run_unit_list_and_stop(served: Served, me: FakeProcess) -> None:
     (["run", "--bogus", "--", "true"], 2, "Unknown option '--bogus' for run."),
     (["run", "--unit"], 2, "Option '--unit' needs a value."),
     (["run", "--"], 2, "No command given (usage: run [OPTIONS] -- COMMAND…)."),
-    (["stop-unit", "nope"], 1, "No unit 'nope' known."),
+    (["stop-unit", "nope"], 14, "No unit 'nope' known."),
 ])
 def test_cli_errors(served: Served, me: FakeProcess, argv: list[str], status: int,
                     message: str) -> None:

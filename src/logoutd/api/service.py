@@ -18,12 +18,14 @@ from logoutd.core.leftovers import as_dict as leftover_view
 from logoutd.core.manager import Manager, SessionRequest
 from logoutd.core.sessions import Session
 from logoutd.core.unit import Unit
+from logoutd.core.units import FINISHED_KEPT
 from logoutd.core.users import User
 from logoutd.errors import (
     AccessDenied,
     InvalidArgument,
     LogoutdError,
     NoSuchSession,
+    NoSuchUnit,
     NoSuchUser,
 )
 
@@ -381,12 +383,7 @@ class Service:
                 "stop_delay_sec": None if delay == math.inf else delay}
 
     def stop_unit(self, caller: Caller, *, name: str, uid: int | None) -> dict[str, Any]:
-        unit = self.manager.units.find(caller.uid if uid is None else uid, name)
-        if unit is None and uid is None and caller.is_root:
-            found = [u for u in self.manager.units.all() if name in (u.name, u.name.rsplit(".", 1)[0])]
-            unit = found[0] if len(found) == 1 else None
-        if unit is None:
-            raise LogoutdError(f"No unit '{name}' known.")
+        unit = self.manager.units.lookup(name, uid, caller.uid)
         self._require_owner(caller, unit.user.uid, f"stop unit {unit.name}")
         signalled = unit.stop()
         return {"unit": unit_view(unit), "signalled": signalled}
@@ -396,8 +393,8 @@ class Service:
         self._require_owner(caller, uid, f"see unit {name}")
         result = self.manager.units.result(uid, name)
         if result is None:
-            raise LogoutdError(f"No finished unit '{name}' of uid {uid} known (results are kept "
-                               "in memory for the last 256 units).")
+            raise NoSuchUnit(f"No finished unit '{name}' of uid {uid} known (results are kept "
+                             f"in memory for the last {FINISHED_KEPT} units).")
         return {"result": result}
 
     def list_units(self, caller: Caller, *, uid: int | None) -> dict[str, Any]:

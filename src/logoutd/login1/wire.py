@@ -31,6 +31,8 @@ ERROR_NAMES = {
     "limits_exceeded": "org.freedesktop.DBus.Error.LimitsExceeded",
     "no_such_process": "org.freedesktop.systemd1.NoSuchProcess",
     "not_available": "org.freedesktop.DBus.Error.NotSupported",
+    "no_such_unit": "org.freedesktop.systemd1.NoSuchUnit",
+    "unit_exists": "org.freedesktop.systemd1.UnitExists",
 }
 PARENTS = {"/": ["org"], "/org": ["freedesktop"], "/org/freedesktop": ["login1"]}
 
