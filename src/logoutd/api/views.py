@@ -17,17 +17,19 @@ from logoutd.core.users import User
 _WIRE_NAMES = {"class_": "class"}  # Python keywords, spelled as on the wire
 
 
-def _json(view: object) -> dict[str, Any]:
-    """The view as the socket sends it: its fields in order, tuples as lists."""
-    out: dict[str, Any] = {}
-    for f in fields(view):  # type: ignore[arg-type]
-        value = getattr(view, f.name)
-        out[_WIRE_NAMES.get(f.name, f.name)] = list(value) if isinstance(value, tuple) else value
-    return out
+class _View:
+    def json(self) -> dict[str, Any]:
+        """The view as the socket sends it: its fields in order, tuples as lists."""
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[_WIRE_NAMES.get(f.name, f.name)] = list(value) if isinstance(value, tuple) \
+                else value
+        return out
 
 
 @dataclass(frozen=True)
-class SessionView:
+class SessionView(_View):
     id: str
     uid: int
     user: str
@@ -56,12 +58,9 @@ class SessionView:
             stop_action=str(s.decision.action) if s.decision else None,
         )
 
-    def json(self) -> dict[str, Any]:
-        return _json(self)
-
 
 @dataclass(frozen=True)
-class UserView:
+class UserView(_View):
     uid: int
     gid: int
     name: str
@@ -78,12 +77,9 @@ class UserView:
                    sessions=tuple(sorted(u.sessions)), linger=u.lingering,
                    runtime_path=u.runtime_path, slice=u.slice, timestamp=u.timestamp)
 
-    def json(self) -> dict[str, Any]:
-        return _json(self)
-
 
 @dataclass(frozen=True)
-class UnitView:
+class UnitView(_View):
     name: str
     kind: str
     uid: int
@@ -101,6 +97,3 @@ class UnitView:
                    state=str(u.state), pids=tuple(pids),
                    main_pid=u.main.pid if u.main is not None else None, created=u.created,
                    cgroup=u.cgroup)
-
-    def json(self) -> dict[str, Any]:
-        return _json(self)

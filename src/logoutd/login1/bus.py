@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dbus_fast import Message, MessageFlag, MessageType
+from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
 from logoutd.api.service import Service
@@ -49,13 +50,9 @@ class Login1:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def bus(self) -> Any:
+    def bus(self) -> MessageBus | None:
         """The live connection, or None while the bus is away."""
         return self.conn.bus
-
-    @property
-    def address(self) -> str:
-        return self.conn.address
 
     async def start(self) -> None:
         """Claim the name (or refuse to start, having changed nothing), then reopen the FIFOs."""
@@ -67,11 +64,11 @@ class Login1:
             self.service.reference_closed(session_id)
         self.service.subscribe(self)
         log.info("Serving %s on the system bus at %s (%d reference FIFOs reopened).", NAME,
-                 self.address, len(self.fifos.watched()))
+                 self.conn.address, len(self.fifos.watched()))
 
     def describe(self) -> dict[str, Any]:
         """For `logoutctl status`."""
-        return {"name": NAME, "address": self.address, "connected": self.conn.bus is not None,
+        return {"name": NAME, "address": self.conn.address, "connected": self.conn.bus is not None,
                 "reference_fifos": len(self.fifos.watched()) if self.fifos is not None else 0}
 
     async def close(self) -> None:
