@@ -86,6 +86,20 @@ class InternalError(LogoutdError):
     exit_status = 13
 
 
+class NoSuchUnit(LogoutdError):
+    """No unit (or no finished unit's result) of that name is known."""
+
+    code = "no_such_unit"
+    exit_status = 14
+
+
+class UnitExists(LogoutdError):
+    """A unit of that name already runs, or its cgroup is still there."""
+
+    code = "unit_exists"
+    exit_status = 15
+
+
 ERRORS_BY_CODE: dict[str, type[LogoutdError]] = {
     cls.code: cls
     for cls in (
@@ -102,6 +116,8 @@ ERRORS_BY_CODE: dict[str, type[LogoutdError]] = {
         ProtocolError,
         CgroupError,
         InternalError,
+        NoSuchUnit,
+        UnitExists,
     )
 }
 

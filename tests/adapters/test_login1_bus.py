@@ -426,3 +426,28 @@ def test_the_name_is_taken_back_after_the_bus_restarts(private_bus: PrivateBus) 
             client.disconnect()
 
     run(test)
+
+
+def test_close_cancels_and_awaits_the_calls_in_flight(bus_address: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test(peer: Peer) -> None:
+        started, cancelled = asyncio.Event(), asyncio.Event()
+
+        async def stuck(msg: Message) -> Message | None:
+            started.set()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                cancelled.set()
+            return None
+
+        monkeypatch.setattr(peer.login1.handlers, "handle", stuck)
+        call = asyncio.ensure_future(peer.call(ROOT, "org.freedesktop.DBus.Peer", "Ping"))
+        await asyncio.wait_for(started.wait(), 3)
+        await peer.login1.close()
+        in_flight = [t for t in asyncio.all_tasks()
+                     if getattr(t.get_coro(), "__qualname__", "") == "Login1._answer"]
+        assert cancelled.is_set() and in_flight == []  # ended, not left pending
+        call.cancel()
+
+    run(test)

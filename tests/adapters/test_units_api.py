@@ -17,7 +17,13 @@ from logoutd.cli.ctl import main
 from logoutd.cli.ctl import run as run_verb
 from logoutd.config.model import Config
 from logoutd.core.ports import Account
-from logoutd.errors import InvalidArgument, LogoutdError, ProcessGone
+from logoutd.errors import (
+    InvalidArgument,
+    LogoutdError,
+    NoSuchUnit,
+    ProcessGone,
+    UnitExists,
+)
 from tests.adapters.conftest import Served, Terminal, ctl, open_session
 from tests.fakes import FakeProcess, FakeSpawner
 
@@ -144,13 +150,26 @@ def test_cli_run_unit_list_and_stop(served: Served, me: FakeProcess) -> None:
     (["run", "--bogus", "--", "true"], 2, "Unknown option '--bogus' for run."),
     (["run", "--unit"], 2, "Option '--unit' needs a value."),
     (["run", "--"], 2, "No command given (usage: run [OPTIONS] -- COMMAND…)."),
-    (["stop-unit", "nope"], 1, "No unit 'nope' known."),
+    (["stop-unit", "nope"], 14, "No unit 'nope' known."),
 ])
 def test_cli_errors(served: Served, me: FakeProcess, argv: list[str], status: int,
                     message: str) -> None:
     rc, out, err = ctl(served, *argv)
     assert rc == status and out == "" and err.rstrip("\n").endswith(message), (rc, err)
     assert len(err.splitlines()) == 1 and not served.core.manager.units.all()
+
+
+def test_cli_unit_errors_have_their_own_codes(served: Served, me: FakeProcess) -> None:
+    assert ctl(served, "run", "--unit", "backup", "--", "true")[0] == 0
+    assert ctl(served, "run", "--unit", "backup", "--", "true") == (
+        15, "", "Unit backup.service already exists.\n")
+    with Client(served.socket) as c:
+        with pytest.raises(NoSuchUnit, match=r"^No unit 'nope' known\.$"):
+            c.call("stop_unit", name="nope")
+        with pytest.raises(UnitExists):
+            c.call("start_unit", argv=["true"], name="backup.service")
+        with pytest.raises(NoSuchUnit, match=r"^No finished unit 'backup' of uid \d+ known"):
+            c.call("unit_result", name="backup")
 
 
 def test_cli_policy_denial(served: Served, me: FakeProcess) -> None:

@@ -267,7 +267,7 @@ ROWS: list[Row] = [
         lambda w: f"uid {w.attacker.uid} may not stop unit victim.service",
         prepare=victim_unit),
     Row("stop_unit-other-without-uid", "stop_unit", lambda w: {"name": "victim"},
-        "failed", "No unit 'victim' known.", prepare=victim_unit),
+        "no_such_unit", "No unit 'victim' known.", prepare=victim_unit),
     # Configuration.
     Row("reload", "reload", lambda w: {}, "access_denied",
         _only_root("reload the configuration")),

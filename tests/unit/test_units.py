@@ -15,8 +15,10 @@ from logoutd.errors import (
     InvalidArgument,
     LimitsExceeded,
     LogoutdError,
+    NoSuchUnit,
     NoSuchUser,
     ProcessGone,
+    UnitExists,
 )
 from tests.fakes import FakeProcess, FakeSpawner
 from tests.unit.conftest import Core, make_core
@@ -103,7 +105,7 @@ def test_name_in_use_is_refused(core: Core) -> None:
     _, shell = login(core)
     core.manager.units.start_scope(1000, shell.pid, "job")
     other = core.world.spawn(cgroup=shell.cgroup)
-    with pytest.raises(LogoutdError, match=r"^Unit job.scope already exists\.$"):
+    with pytest.raises(UnitExists, match=r"^Unit job.scope already exists\.$"):
         core.manager.units.start_scope(1000, other.pid, "job.scope")
 
 
@@ -545,3 +547,20 @@ def test_a_failed_save_after_the_fork_still_ends_the_start(core: Core) -> None:
     assert outcomes == [None] and unit.state is UnitState.ACTIVE
     core.world.exit(unit.main.pid)
     assert unit.finalized
+
+
+def test_lookup_by_name_is_the_callers_and_roots_only_if_unique(core: Core) -> None:
+    _, alices = login(core)
+    _, bobs = login(core, 1001)
+    units = core.manager.units
+    mine = units.start_scope(1000, alices.pid, "job")
+    units.start_scope(1001, bobs.pid, "job")
+    solo = units.start_scope(1001, core.world.spawn(uid=1001, cgroup=bobs.cgroup).pid, "solo")
+    assert units.lookup("job", None, 1000) is mine is units.lookup("job.scope", None, 1000)
+    assert units.lookup("job", 1000, 0) is mine
+    assert units.lookup("solo", None, 0) is solo  # root: unique among all users
+    for name, uid, caller in (("job", None, 0),  # two users have one: not unique
+                              ("solo", None, 1000), ("job.service", None, 1000),
+                              ("nope", None, 0)):
+        with pytest.raises(NoSuchUnit, match=rf"^No unit '{name}' known\.$"):
+            units.lookup(name, uid, caller)

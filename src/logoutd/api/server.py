@@ -41,6 +41,7 @@ RATELIMIT = {"ratelimit": True}  # see logoutd.daemon.logs: lines any user can t
 LISTEN_BACKLOG = 1024
 ACCEPT_BATCH = 16  # connections accepted per wake-up, so a flood cannot hog the loop
 ACCEPT_RETRY = 0.1  # seconds the listener pauses after accept() ran out of a resource
+CLOSE_GRACE = 2.0  # seconds the connections' tasks get to end once cancelled, per round
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -58,6 +59,7 @@ class _Peer:
         self.writer: asyncio.StreamWriter | None = None
         self.wrapping = False  # its streams are being made: the socket is asyncio's already
         self.dropped = False
+        self.released = False  # its place in the table and its descriptor given back
         self.conn: Connection | None = None
 
     def drop(self, reason: str) -> None:
@@ -130,10 +132,18 @@ class ApiServer:
         self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
         self._sock = None
-        for task in list(self._tasks):  # each closes its connection on the way out
-            task.cancel()
+        # Every connection's task is cancelled and awaited: none is left pending for the loop
+        # to destroy. A second cancel covers one that swallowed the first; what still runs
+        # after that is a bug, and said so.
+        for _round in range(2):
+            tasks = list(self._tasks)
+            for task in tasks:  # each closes its connection on the way out
+                task.cancel()
+            if not tasks or not (await asyncio.wait(tasks, timeout=CLOSE_GRACE))[1]:
+                break
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=1.0)
+            log.error("%d connections of %s did not end within %g s of the stop: %r",
+                      len(self._tasks), self.path, 2 * CLOSE_GRACE, sorted(self._tasks, key=id)[:3])
         self.path.unlink(missing_ok=True)
 
     def shed_one(self) -> bool:
@@ -205,14 +215,18 @@ class ApiServer:
         assert self._loop is not None
         task = self._loop.create_task(self._serve(peer))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: self._served(t, peer))
+
+    def _served(self, task: asyncio.Task[None], peer: _Peer) -> None:
+        """A task cancelled before its first step never ran _serve's cleanup: do it here."""
+        self._tasks.discard(task)
+        self._release(peer)
 
     # -- serving --------------------------------------------------------------------------
 
     async def _serve(self, peer: _Peer) -> None:
         conn = peer.conn
         assert conn is not None
-        writer: asyncio.StreamWriter | None = None
         try:
             if peer.dropped:
                 return
@@ -226,13 +240,21 @@ class ApiServer:
             log.exception("Internal error serving uid %d pid %d", peer.caller.uid,
                           peer.caller.pid, extra=RATELIMIT)
         finally:
-            self.table.remove(conn)
-            if self.memory is not None:
-                self.memory.closed()
-            if writer is not None:
-                writer.close()
-            else:
-                peer.sock.close()
+            self._release(peer)
+
+    def _release(self, peer: _Peer) -> None:
+        """Give the connection's place and descriptor back (once)."""
+        if peer.released:
+            return
+        peer.released = True
+        if peer.conn is not None:
+            self.table.remove(peer.conn)
+        if self.memory is not None:
+            self.memory.closed()
+        if peer.writer is not None:
+            peer.writer.close()
+        else:
+            peer.sock.close()
 
     async def _requests(self, peer: _Peer, conn: Connection, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> None:

@@ -12,18 +12,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logoutd import __version__
+from logoutd.api.views import SessionView, UnitView, UserView
 from logoutd.config.model import Config
 from logoutd.config.schema import OPTIONS, render_value
 from logoutd.core.leftovers import as_dict as leftover_view
-from logoutd.core.manager import Manager, SessionRequest
+from logoutd.core.manager import Listener, Manager, SessionRequest
 from logoutd.core.sessions import Session
 from logoutd.core.unit import Unit
+from logoutd.core.units import FINISHED_KEPT
 from logoutd.core.users import User
 from logoutd.errors import (
     AccessDenied,
     InvalidArgument,
     LogoutdError,
     NoSuchSession,
+    NoSuchUnit,
     NoSuchUser,
 )
 
@@ -69,55 +72,6 @@ class DaemonInfo:
     started_monotonic: float = field(default_factory=time.monotonic)
     # With --dbus: what the login1 adapter reports (name, address, connected); else None.
     dbus: Callable[[], dict[str, Any] | None] = field(default=lambda: None)
-
-
-def session_view(s: Session) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "uid": s.user.uid,
-        "user": s.user.name,
-        "leader": s.leader_pid or None,
-        "service": s.service,
-        "tty": s.tty,
-        "remote_host": s.remote_host,
-        "remote_user": s.remote_user,
-        "type": s.type,
-        "class": s.class_,
-        "state": str(s.state),
-        "scope": s.scope,
-        "timestamp": s.timestamp,
-        "stop_cause": str(s.stop_cause) if s.stop_cause else None,
-        "kill_reason": s.decision.reason if s.decision else None,
-        "stop_action": str(s.decision.action) if s.decision else None,
-    }
-
-
-def user_view(u: User) -> dict[str, Any]:
-    return {
-        "uid": u.uid,
-        "gid": u.account.gid,
-        "name": u.name,
-        "state": str(u.state),
-        "sessions": sorted(u.sessions),
-        "linger": u.lingering,
-        "runtime_path": u.runtime_path,
-        "slice": u.slice,
-        "timestamp": u.timestamp,
-    }
-
-
-def unit_view(u: Unit) -> dict[str, Any]:
-    return {
-        "name": u.name,
-        "kind": str(u.kind),
-        "uid": u.user.uid,
-        "user": u.user.name,
-        "state": str(u.state),
-        "pids": sorted(u.ctx.ports.cgroups.pids(u.cgroup)) if not u.finalized else [],
-        "main_pid": u.main.pid if u.main is not None else None,
-        "created": u.created,
-        "cgroup": u.cgroup,
-    }
 
 
 def config_view(config: Config) -> list[dict[str, Any]]:
@@ -224,16 +178,22 @@ class Service:
         if not caller.is_root and caller.uid != uid:
             raise AccessDenied(f"Access denied: uid {caller.uid} may not {what} of uid {uid}.")
 
-    def _session(self, caller: Caller, session_id: str) -> Session:
+    def _session(self, caller: Caller | None, session_id: str) -> Session:
         if session_id in ("", "self", "auto"):
+            if caller is None:  # asked by id only (a D-Bus object path)
+                raise NoSuchSession(f"No session '{session_id}' known.")
             session = self.manager.session_by_pid(caller.pid)
             if session is None:
                 raise NoSuchSession(f"Caller (pid {caller.pid}) does not belong to any session.")
             return session
         return self.manager.get_session(session_id)
 
-    def _user(self, caller: Caller, uid: int | None) -> User:
-        return self.manager.get_user(self.uid_for(caller, uid))
+    def _user(self, caller: Caller | None, uid: int | None) -> User:
+        if caller is not None:
+            return self.manager.get_user(self.uid_for(caller, uid))
+        if uid is None:  # asked by uid only (a D-Bus object path)
+            raise NoSuchUser("No uid given.")
+        return self.manager.get_user(uid)
 
     def uid_for(self, caller: Caller, uid: int | None) -> int:
         """No uid: the owner of the caller's session (as logind), else the caller's own uid."""
@@ -242,21 +202,66 @@ class Service:
         session = self.manager.session_by_pid(caller.pid)
         return session.user.uid if session is not None else caller.uid
 
+    # -- typed queries: the JSON methods below and the D-Bus adapter answer from these ---
+
+    @property
+    def config(self) -> Config:
+        return self.manager.config
+
+    def sessions(self) -> list[SessionView]:
+        """Every session, closing ones too, by id."""
+        return [SessionView.of(s) for s in self.manager.all_sessions()]
+
+    def session(self, caller: Caller | None, session_id: str) -> SessionView:
+        """One session; '', 'self' and 'auto' mean the caller's (none without a caller)."""
+        return SessionView.of(self._session(caller, session_id))
+
+    def session_count(self) -> int:
+        return len(self.manager.sessions)
+
+    def session_by_pid(self, pid: int) -> SessionView | None:
+        """The session whose scope holds pid (from its cgroup)."""
+        session = self.manager.session_by_pid(pid)
+        return SessionView.of(session) if session is not None else None
+
+    def users(self) -> list[UserView]:
+        """Every user with sessions or linger, by uid."""
+        users = sorted((u for u in self.manager.users.values() if not u.finalized),
+                       key=lambda u: u.uid)
+        return [UserView.of(u) for u in users]
+
+    def user(self, caller: Caller | None, uid: int | None) -> UserView:
+        """One user; no uid: the owner of the caller's session, else the caller's own."""
+        return UserView.of(self._user(caller, uid))
+
+    def user_by_pid(self, pid: int) -> UserView | None:
+        """The user whose slice holds pid: a session, a unit, or the slice itself."""
+        user = self.manager.user_by_pid(pid)
+        return UserView.of(user) if user is not None else None
+
+    def user_sessions(self, uid: int) -> list[SessionView]:
+        """The sessions of a user (none for a user that is not there)."""
+        user = self.manager.users.get(uid)
+        return [SessionView.of(s) for s in user.sessions.values()] if user is not None else []
+
     # -- for the D-Bus adapter (same rules, other shapes) ----------------------------------
 
-    def session_of(self, caller: Caller, session_id: str) -> Session | None:
-        """'', 'self', 'auto': the caller's session, or None."""
-        try:
-            return self._session(caller, session_id)
-        except NoSuchSession:
-            return None
+    def subscribe(self, listener: Listener) -> None:
+        """Tell listener of sessions and users coming and going (login1's signals)."""
+        self.manager.listeners.append(listener)
 
-    def user_of(self, caller: Caller, uid: int | None) -> User | None:
-        """No uid: the owner of the caller's session, else the caller's own user; or None."""
-        try:
-            return self._user(caller, uid)
-        except NoSuchUser:
-            return None
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self.manager.listeners:
+            self.manager.listeners.remove(listener)
+
+    def reference_closed(self, session_id: str) -> bool:
+        """The PAM process holding the session's reference went away: stop it as at a logout.
+        False if there is no such session (any more)."""
+        session = self.manager.sessions.get(session_id)
+        if session is None:
+            return False
+        self.manager.reference_closed(session)
+        return True
 
     def set_linger_as(self, caller: Caller, uid: int, enable: bool, *,
                       authority: str) -> dict[str, Any]:
@@ -274,7 +279,7 @@ class Service:
             uid=uid, leader=leader, service=service, type=type, class_=class_, tty=tty,
             display=display, remote_host=remote_host, remote_user=remote_user,
         ))
-        return {"session": session_view(session), "runtime_path": session.user.runtime_path,
+        return {"session": SessionView.of(session).json(), "runtime_path": session.user.runtime_path,
                 "existing": existing}
 
     def release_session(self, caller: Caller, *, id: str | None,
@@ -290,19 +295,19 @@ class Service:
         else:
             raise InvalidArgument("release_session needs 'id' or 'leader'.")
         session.release()
-        return {"session": session_view(session)}
+        return {"session": SessionView.of(session).json()}
 
     def list_sessions(self, caller: Caller) -> dict[str, Any]:
-        return {"sessions": [session_view(s) for s in self.manager.all_sessions()]}
+        return {"sessions": [s.json() for s in self.sessions()]}
 
     def get_session(self, caller: Caller, *, id: str) -> dict[str, Any]:
-        return {"session": session_view(self._session(caller, id))}
+        return {"session": self.session(caller, id).json()}
 
     def terminate_session(self, caller: Caller, *, id: str) -> dict[str, Any]:
         session = self._session(caller, id)
         self._require_owner(caller, session.user.uid, f"terminate session {session.id}")
         self.manager.terminate_session(session)
-        return {"session": session_view(session)}
+        return {"session": SessionView.of(session).json()}
 
     def kill_session(self, caller: Caller, *, id: str, who: str, signal: int) -> dict[str, Any]:
         session = self._session(caller, id)
@@ -311,18 +316,16 @@ class Service:
         return {"signalled": session.kill(who, signo)}
 
     def list_users(self, caller: Caller) -> dict[str, Any]:
-        users = sorted((u for u in self.manager.users.values() if not u.finalized),
-                       key=lambda u: u.uid)
-        return {"users": [user_view(u) for u in users]}
+        return {"users": [u.json() for u in self.users()]}
 
     def get_user(self, caller: Caller, *, uid: int | None) -> dict[str, Any]:
-        return {"user": user_view(self._user(caller, uid))}
+        return {"user": self.user(caller, uid).json()}
 
     def terminate_user(self, caller: Caller, *, uid: int | None) -> dict[str, Any]:
         user = self._user(caller, uid)
         self._require_owner(caller, user.uid, "terminate the user")
         self.manager.terminate_user(user)
-        return {"user": user_view(user)}
+        return {"user": UserView.of(user).json()}
 
     def kill_user(self, caller: Caller, *, uid: int | None, signal: int) -> dict[str, Any]:
         user = self._user(caller, uid)
@@ -376,33 +379,28 @@ class Service:
     def _started(self, unit: Unit) -> dict[str, Any]:
         """The unit, and what the user is told: where its output goes, when it will end."""
         delay = self.manager.config.user_stop_delay_sec
-        return {"unit": unit_view(unit), "log": unit.log_path or None,
+        return {"unit": UnitView.of(unit).json(), "log": unit.log_path or None,
                 "linger": unit.user.lingering,
                 "stop_delay_sec": None if delay == math.inf else delay}
 
     def stop_unit(self, caller: Caller, *, name: str, uid: int | None) -> dict[str, Any]:
-        unit = self.manager.units.find(caller.uid if uid is None else uid, name)
-        if unit is None and uid is None and caller.is_root:
-            found = [u for u in self.manager.units.all() if name in (u.name, u.name.rsplit(".", 1)[0])]
-            unit = found[0] if len(found) == 1 else None
-        if unit is None:
-            raise LogoutdError(f"No unit '{name}' known.")
+        unit = self.manager.units.lookup(name, uid, caller.uid)
         self._require_owner(caller, unit.user.uid, f"stop unit {unit.name}")
         signalled = unit.stop()
-        return {"unit": unit_view(unit), "signalled": signalled}
+        return {"unit": UnitView.of(unit).json(), "signalled": signalled}
 
     def unit_result(self, caller: Caller, *, name: str, uid: int | None) -> dict[str, Any]:
         uid = caller.uid if uid is None else uid
         self._require_owner(caller, uid, f"see unit {name}")
         result = self.manager.units.result(uid, name)
         if result is None:
-            raise LogoutdError(f"No finished unit '{name}' of uid {uid} known (results are kept "
-                               "in memory for the last 256 units).")
+            raise NoSuchUnit(f"No finished unit '{name}' of uid {uid} known (results are kept "
+                             f"in memory for the last {FINISHED_KEPT} units).")
         return {"result": result}
 
     def list_units(self, caller: Caller, *, uid: int | None) -> dict[str, Any]:
         units = [u for u in self.manager.units.all() if uid is None or u.user.uid == uid]
-        return {"units": [unit_view(u) for u in units]}
+        return {"units": [UnitView.of(u).json() for u in units]}
 
     def show_config(self, caller: Caller) -> dict[str, Any]:
         return {"files": self.info.config_files(), "options": config_view(self.manager.config)}

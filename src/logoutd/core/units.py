@@ -27,8 +27,10 @@ from logoutd.errors import (
     InvalidArgument,
     LimitsExceeded,
     LogoutdError,
+    NoSuchUnit,
     NoSuchUser,
     ProcessGone,
+    UnitExists,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +38,11 @@ if TYPE_CHECKING:
 
 FINISHED_KEPT = 256  # results of finished units kept for `run --wait` (in memory)
 MAX_STARTING = 4  # services per user whose child has not exec'd yet: no pile of stuck children
+
+
+def candidates(name: str) -> tuple[str, str, str]:
+    """What a unit name given by a caller may mean, in order: itself, a service, a scope."""
+    return (name, f"{name}.service", f"{name}.scope")
 
 
 class Units:
@@ -60,7 +67,7 @@ class Units:
             self.finished.popitem(last=False)
 
     def result(self, uid: int, name: str) -> dict[str, Any] | None:
-        for candidate in (name, f"{name}.service", f"{name}.scope"):
+        for candidate in candidates(name):
             found = self.finished.get(f"{uid}-{candidate}")
             if found is not None:
                 return found
@@ -74,10 +81,22 @@ class Units:
         user = self._users.get(uid)
         if user is None or user.finalized:
             return None
-        for candidate in (name, f"{name}.service", f"{name}.scope"):
+        for candidate in candidates(name):
             if candidate in user.units:
                 return user.units[candidate]
         return None
+
+    def lookup(self, name: str, uid: int | None, caller_uid: int) -> Unit:
+        """The unit `name` of uid (default: the caller's); root without a uid: the one unit of
+        any user with that name, if exactly one matches."""
+        unit = self.find(caller_uid if uid is None else uid, name)
+        if unit is None and uid is None and caller_uid == 0:
+            names = candidates(name)
+            found = [u for u in self.all() if u.name in names]
+            unit = found[0] if len(found) == 1 else None
+        if unit is None:
+            raise NoSuchUnit(f"No unit '{name}' known.")
+        return unit
 
     # -- creation --------------------------------------------------------------------------
 
@@ -235,7 +254,7 @@ class Units:
         full = unit_name(name, kind)
         if full in user.units or self.ctx.ports.cgroups.exists(
                 f"{user.service}/app.slice/{full}"):
-            raise LogoutdError(f"Unit {full} already exists.")
+            raise UnitExists(f"Unit {full} already exists.")
         return full
 
     def _next_number(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import signal
@@ -121,37 +122,39 @@ class Runtime:
             cgroup_root=str(self.paths.cgroup_root),
         )
         service = Service(manager, info)
-        login1 = await _start_login1(service, self.paths) if self.dbus else None
-        if login1 is not None:
-            info.dbus = login1.describe
-        memory = MemoryReturn(release_memory, loop.call_later)
-        # Users' connections get most of the descriptors left over, root's the rest; when
-        # accept() still runs out, either socket frees one by dropping an idle user connection.
-        api = ApiServer(service, self.paths.socket_path, memory=memory,
-                        limits=fitting_limits(USER_LIMITS, fd_limit, 0.8))
-        api.shed = api.shed_one
-        servers = [ApiServer(service, self.paths.root_socket_path, root_only=True, memory=memory,
-                             limits=fitting_limits(ROOT_LIMITS, fd_limit, 0.2),
-                             shed=api.shed_one), api]
-        for server in servers:
-            await server.start()
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGHUP, lambda: self.reload(manager))
-        for signo in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signo, stop.set)
-        if ready is not None:
-            ready(manager)
-        await stop.wait()
-        log.info("Stopping; %d sessions stay as they are and are picked up at the next start.",
-                 len(manager.sessions))
-        for server in servers:
-            await server.close()
-        if login1 is not None:
-            await login1.close()
-        loop.remove_reader(inotify.fd)
-        spawner.close()
-        processes.close()
-        inotify.close()
+        # Each part owns its tasks (connections, D-Bus calls, the bus watcher) and awaits them
+        # when closed; the stack closes every part started, in reverse, however run() ends.
+        async with contextlib.AsyncExitStack() as parts:
+            parts.callback(inotify.close)
+            parts.callback(processes.close)
+            parts.callback(spawner.close)
+            parts.callback(loop.remove_reader, inotify.fd)
+            if self.dbus:
+                login1 = await _start_login1(service, self.paths)
+                parts.push_async_callback(login1.close)
+                info.dbus = login1.describe
+            memory = MemoryReturn(release_memory, loop.call_later)
+            # Users' connections get most of the descriptors left over, root's the rest; when
+            # accept() still runs out, either socket frees one by dropping an idle user
+            # connection.
+            api = ApiServer(service, self.paths.socket_path, memory=memory,
+                            limits=fitting_limits(USER_LIMITS, fd_limit, 0.8))
+            api.shed = api.shed_one
+            servers = [ApiServer(service, self.paths.root_socket_path, root_only=True,
+                                 memory=memory, limits=fitting_limits(ROOT_LIMITS, fd_limit, 0.2),
+                                 shed=api.shed_one), api]
+            for server in servers:
+                await server.start()
+                parts.push_async_callback(server.close)
+            stop = asyncio.Event()
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.reload(manager))
+            for signo in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signo, stop.set)
+            if ready is not None:
+                ready(manager)
+            await stop.wait()
+            log.info("Stopping; %d sessions stay as they are and are picked up at the next "
+                     "start.", len(manager.sessions))
         return 0
 
     def reload(self, manager: Manager) -> dict[str, Any]:

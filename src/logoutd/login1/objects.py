@@ -1,7 +1,7 @@
 """The three object types logind exports, as data: methods, signals, properties with exact types.
 
-Everything here is pure: values are computed from the Service's views (the same dicts the socket
-API answers with) and the configuration; `bus.py` wraps them into D-Bus variants. The
+Everything here is pure: values are computed from the Service's typed views (the ones the socket
+API answers with) and the configuration; the handlers wrap them into D-Bus variants. The
 introspection XML is generated from the same tables, so what is announced is what is served.
 """
 
@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Generic, TypeVar
 from xml.sax.saxutils import quoteattr
 
+from logoutd.api.views import SessionView, UserView
 from logoutd.config.model import Config, KillMode
 from logoutd.core.sessions import is_remote_host
 from logoutd.login1.labels import session_path, user_path
@@ -25,7 +26,7 @@ USER_IFACE = "org.freedesktop.login1.User"
 UINT64_MAX = 2**64 - 1
 NO_SEAT = ("", "/")
 
-View = dict[str, Any]
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,12 @@ class MethodSpec:
 
 
 @dataclass(frozen=True)
-class Prop:
+class Prop(Generic[V]):
+    """A property read from the object's view V (type-checked against V's fields)."""
+
     name: str
     type: str
-    get: Callable[[Any], Any]
+    get: Callable[[V], Any]
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,12 @@ class InterfaceSpec:
     name: str
     methods: tuple[MethodSpec, ...]
     signals: tuple[MethodSpec, ...] = ()
-    properties: tuple[Prop, ...] = field(default=())
+    properties: tuple[Prop[Any], ...] = field(default=())
 
     def method(self, name: str) -> MethodSpec | None:
         return next((m for m in self.methods if m.name == name), None)
 
-    def prop(self, name: str) -> Prop | None:
+    def prop(self, name: str) -> Prop[Any] | None:
         return next((p for p in self.properties if p.name == name), None)
 
 
@@ -104,25 +107,38 @@ def audit_id(session_id: str) -> int:
     return int(session_id) if session_id.isdigit() and int(session_id) < 2**32 else 0
 
 
-def elect_display(sessions: Sequence[View]) -> tuple[str, str]:
+def elect_display(sessions: Sequence[SessionView]) -> tuple[str, str]:
     """User.Display: the user's oldest live session of class user (logind prefers graphical
     ones; logoutd has none), else no display."""
-    candidates = [s for s in sessions if s["class"] == "user" and s["state"] != "closing"]
+    candidates = [s for s in sessions if s.class_ == "user" and s.state != "closing"]
     if not candidates:
         return NO_SEAT
-    first = min(candidates, key=lambda s: (s["timestamp"] or 0, s["id"]))
-    return (first["id"], session_path(first["id"]))
+    first = min(candidates, key=lambda s: (s.timestamp or 0, s.id))
+    return (first.id, session_path(first.id))
 
 
 @dataclass(frozen=True)
 class ManagerState:
+    """What the Manager object's properties read."""
+
     config: Config
     n_sessions: int
 
 
+@dataclass(frozen=True)
+class UserObject:
+    """What a User object's properties read: the user and its sessions (for Display)."""
+
+    user: UserView
+    sessions: tuple[SessionView, ...]
+
+
+M, S, U = Prop[ManagerState], Prop[SessionView], Prop[UserObject]
+
+
 # -- the interfaces ----------------------------------------------------------------------------
 
-def _const(value: Any) -> Callable[[Any], Any]:
+def _const(value: Any) -> Callable[[object], Any]:
     return lambda _obj: value
 
 
@@ -155,24 +171,24 @@ MANAGER = InterfaceSpec(
         _m("UserRemoved", "uid:u object_path:o"),
     ),
     properties=(
-        Prop("NAutoVTs", "u", _const(0)),
-        Prop("KillUserProcesses", "b",
+        M("NAutoVTs", "u", _const(0)),
+        M("KillUserProcesses", "b",
            lambda m: m.config.kill_user_processes is KillMode.YES),
-        Prop("KillOnlyUsers", "as", lambda m: list(m.config.kill_only_users)),
-        Prop("KillExcludeUsers", "as",
+        M("KillOnlyUsers", "as", lambda m: list(m.config.kill_only_users)),
+        M("KillExcludeUsers", "as",
            lambda m: ["root"] if m.config.kill_exclude_users is None
            else list(m.config.kill_exclude_users)),
-        Prop("IdleHint", "b", _const(False)),
-        Prop("IdleSinceHint", "t", _const(0)),
-        Prop("IdleSinceHintMonotonic", "t", _const(0)),
-        Prop("BlockInhibited", "s", _const("")),
-        Prop("DelayInhibited", "s", _const("")),
-        Prop("Docked", "b", _const(False)),
-        Prop("UserStopDelayUSec", "t", lambda m: usec(m.config.user_stop_delay_sec)),
-        Prop("StopIdleSessionUSec", "t", lambda m: usec(m.config.stop_idle_session_sec)),
-        Prop("RemoveIPC", "b", lambda m: m.config.remove_ipc),
-        Prop("SessionsMax", "t", lambda m: m.config.sessions_max),
-        Prop("NCurrentSessions", "t", lambda m: m.n_sessions),
+        M("IdleHint", "b", _const(False)),
+        M("IdleSinceHint", "t", _const(0)),
+        M("IdleSinceHintMonotonic", "t", _const(0)),
+        M("BlockInhibited", "s", _const("")),
+        M("DelayInhibited", "s", _const("")),
+        M("Docked", "b", _const(False)),
+        M("UserStopDelayUSec", "t", lambda m: usec(m.config.user_stop_delay_sec)),
+        M("StopIdleSessionUSec", "t", lambda m: usec(m.config.stop_idle_session_sec)),
+        M("RemoveIPC", "b", lambda m: m.config.remove_ipc),
+        M("SessionsMax", "t", lambda m: m.config.sessions_max),
+        M("NCurrentSessions", "t", lambda m: m.n_sessions),
     ),
 )
 
@@ -180,31 +196,31 @@ SESSION = InterfaceSpec(
     SESSION_IFACE,
     methods=(_m("Terminate"), _m("Kill", "who:s signal_number:i")),
     properties=(
-        Prop("Id", "s", lambda s: s["id"]),
-        Prop("User", "(uo)", lambda s: [s["uid"], user_path(s["uid"])]),
-        Prop("Name", "s", lambda s: s["user"]),
-        Prop("Timestamp", "t", lambda s: realtime_usec(s["timestamp"])),
-        Prop("TimestampMonotonic", "t", lambda s: monotonic_usec(s["timestamp"])),
-        Prop("VTNr", "u", _const(0)),
-        Prop("Seat", "(so)", _const(list(NO_SEAT))),
-        Prop("TTY", "s", lambda s: s["tty"] or ""),
-        Prop("Display", "s", _const("")),
-        Prop("Remote", "b", lambda s: is_remote_host(s["remote_host"] or "")),
-        Prop("RemoteHost", "s", lambda s: s["remote_host"] or ""),
-        Prop("RemoteUser", "s", lambda s: s["remote_user"] or ""),
-        Prop("Service", "s", lambda s: s["service"] or ""),
-        Prop("Desktop", "s", _const("")),
-        Prop("Scope", "s", lambda s: PurePath(s["scope"]).name),
-        Prop("Leader", "u", lambda s: s["leader"] or 0),
-        Prop("Audit", "u", lambda s: audit_id(s["id"])),
-        Prop("Type", "s", lambda s: s["type"]),
-        Prop("Class", "s", lambda s: s["class"]),
-        Prop("Active", "b", lambda s: s["state"] == "active"),
-        Prop("State", "s", lambda s: s["state"]),
-        Prop("IdleHint", "b", _const(False)),
-        Prop("IdleSinceHint", "t", _const(0)),
-        Prop("IdleSinceHintMonotonic", "t", _const(0)),
-        Prop("LockedHint", "b", _const(False)),
+        S("Id", "s", lambda s: s.id),
+        S("User", "(uo)", lambda s: [s.uid, user_path(s.uid)]),
+        S("Name", "s", lambda s: s.user),
+        S("Timestamp", "t", lambda s: realtime_usec(s.timestamp)),
+        S("TimestampMonotonic", "t", lambda s: monotonic_usec(s.timestamp)),
+        S("VTNr", "u", _const(0)),
+        S("Seat", "(so)", _const(list(NO_SEAT))),
+        S("TTY", "s", lambda s: s.tty or ""),
+        S("Display", "s", _const("")),
+        S("Remote", "b", lambda s: is_remote_host(s.remote_host or "")),
+        S("RemoteHost", "s", lambda s: s.remote_host or ""),
+        S("RemoteUser", "s", lambda s: s.remote_user or ""),
+        S("Service", "s", lambda s: s.service or ""),
+        S("Desktop", "s", _const("")),
+        S("Scope", "s", lambda s: PurePath(s.scope).name),
+        S("Leader", "u", lambda s: s.leader or 0),
+        S("Audit", "u", lambda s: audit_id(s.id)),
+        S("Type", "s", lambda s: s.type),
+        S("Class", "s", lambda s: s.class_),
+        S("Active", "b", lambda s: s.state == "active"),
+        S("State", "s", lambda s: s.state),
+        S("IdleHint", "b", _const(False)),
+        S("IdleSinceHint", "t", _const(0)),
+        S("IdleSinceHintMonotonic", "t", _const(0)),
+        S("LockedHint", "b", _const(False)),
     ),
 )
 
@@ -212,22 +228,22 @@ USER = InterfaceSpec(
     USER_IFACE,
     methods=(_m("Terminate"), _m("Kill", "signal_number:i")),
     properties=(
-        Prop("UID", "u", lambda u: u["uid"]),
-        Prop("GID", "u", lambda u: u["gid"]),
-        Prop("Name", "s", lambda u: u["name"]),
-        Prop("Timestamp", "t", lambda u: realtime_usec(u["timestamp"])),
-        Prop("TimestampMonotonic", "t", lambda u: monotonic_usec(u["timestamp"])),
-        Prop("RuntimePath", "s", lambda u: u["runtime_path"] or ""),
-        Prop("Service", "s", lambda u: f"user@{u['uid']}.service"),
-        Prop("Slice", "s", lambda u: PurePath(u["slice"]).name),
-        Prop("Display", "(so)", lambda u: list(elect_display(u["session_views"]))),
-        Prop("State", "s", lambda u: u["state"]),
-        Prop("Sessions", "a(so)",
-           lambda u: [[s, session_path(s)] for s in u["sessions"]]),
-        Prop("IdleHint", "b", _const(False)),
-        Prop("IdleSinceHint", "t", _const(0)),
-        Prop("IdleSinceHintMonotonic", "t", _const(0)),
-        Prop("Linger", "b", lambda u: bool(u["linger"])),
+        U("UID", "u", lambda u: u.user.uid),
+        U("GID", "u", lambda u: u.user.gid),
+        U("Name", "s", lambda u: u.user.name),
+        U("Timestamp", "t", lambda u: realtime_usec(u.user.timestamp)),
+        U("TimestampMonotonic", "t", lambda u: monotonic_usec(u.user.timestamp)),
+        U("RuntimePath", "s", lambda u: u.user.runtime_path or ""),
+        U("Service", "s", lambda u: f"user@{u.user.uid}.service"),
+        U("Slice", "s", lambda u: PurePath(u.user.slice).name),
+        U("Display", "(so)", lambda u: list(elect_display(u.sessions))),
+        U("State", "s", lambda u: u.user.state),
+        U("Sessions", "a(so)",
+           lambda u: [[s, session_path(s)] for s in u.user.sessions]),
+        U("IdleHint", "b", _const(False)),
+        U("IdleSinceHint", "t", _const(0)),
+        U("IdleSinceHintMonotonic", "t", _const(0)),
+        U("Linger", "b", lambda u: bool(u.user.linger)),
     ),
 )
 

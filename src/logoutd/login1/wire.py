@@ -9,8 +9,6 @@ from typing import Any
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from logoutd.core.sessions import Session
-from logoutd.core.users import User
 from logoutd.errors import LogoutdError
 from logoutd.login1 import objects
 from logoutd.login1.labels import ROOT
@@ -31,6 +29,8 @@ ERROR_NAMES = {
     "limits_exceeded": "org.freedesktop.DBus.Error.LimitsExceeded",
     "no_such_process": "org.freedesktop.systemd1.NoSuchProcess",
     "not_available": "org.freedesktop.DBus.Error.NotSupported",
+    "no_such_unit": "org.freedesktop.systemd1.NoSuchUnit",
+    "unit_exists": "org.freedesktop.systemd1.UnitExists",
 }
 PARENTS = {"/": ["org"], "/org": ["freedesktop"], "/org/freedesktop": ["login1"]}
 
@@ -50,14 +50,15 @@ def error_name(error: LogoutdError) -> str:
 
 
 class Target:
-    """The object a call addresses: the manager, a session or a user, resolved from the path."""
+    """The object a call addresses: the manager, a session or a user, resolved from the path;
+    `view` is what its properties read."""
 
-    def __init__(self, spec: objects.InterfaceSpec, view: Any,
-                 session: Session | None = None, user: User | None = None) -> None:
+    def __init__(self, spec: objects.InterfaceSpec, view: Any, *, session_id: str = "",
+                 uid: int = -1) -> None:
         self.spec = spec
         self.view = view
-        self.session = session
-        self.user = user
+        self.session_id = session_id
+        self.uid = uid
 
 
 async def dbus_call(bus: MessageBus, member: str, signature: str, body: list[Any]) -> list[Any]:
