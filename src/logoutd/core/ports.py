@@ -58,6 +58,10 @@ class ProcessTable(Protocol):
 
     def is_alive(self, ref: ProcessRef) -> bool: ...
 
+    def signal(self, ref: ProcessRef, signo: int) -> None:
+        """Send signo through the pinned pidfd; raise ProcessGone if the process has exited."""
+        ...
+
     def watch_exit(self, ref: ProcessRef, callback: Callable[[], None]) -> None: ...
 
     def cgroup_of(self, pid: int) -> str:

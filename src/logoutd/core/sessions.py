@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import math
-import os
 import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -318,8 +317,8 @@ class Session:
             if self.leader is None:
                 raise ProcessGone(f"The leader of session {self.id} has exited.")
             try:
-                os.kill(self.leader.pid, signo)
-            except ProcessLookupError:
+                self.ctx.ports.processes.signal(self.leader, signo)
+            except ProcessGone:
                 raise ProcessGone(f"The leader of session {self.id} has exited.") from None
             return 1
         if who != "all":
