@@ -335,8 +335,7 @@ class Manager:
             user.timestamp = float(record.get("timestamp") or 0.0)
             user.started = True
             user.stopping = bool(record.get("stopping"))
-            sigkill_at = record.get("sigkill_at")
-            user.sigkill_at = float(sigkill_at) if sigkill_at is not None else None
+            user.round.from_record(record)
         except (KeyError, TypeError, ValueError) as e:
             log.warning("Ignoring unreadable saved user %r: %s", record.get("uid"), e)
 
@@ -370,10 +369,8 @@ class Manager:
                 stopping=bool(record.get("stopping")),
                 released_at=_opt_float(record.get("released_at")),
                 stop_cause=StopCause(record["stop_cause"]) if record.get("stop_cause") else None,
-                term_sent=bool(record.get("term_sent")),
-                sigkill_at=_opt_float(record.get("sigkill_at")),
-                sigkill_sent=bool(record.get("sigkill_sent")),
             )
+            session.round.from_record(record)
             if record.get("action"):
                 session.decision = KillDecision(StopAction(record["action"]), str(record["reason"]))
         except (KeyError, TypeError, ValueError) as e:

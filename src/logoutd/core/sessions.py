@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import enum
-import math
-import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,14 +19,13 @@ from logoutd.core.leftovers import (
 )
 from logoutd.core.policy import may_keep
 from logoutd.core.ports import ProcessRef
+from logoutd.core.stopround import SESSION_SIGNALS, StopRound
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument, LogoutdError, ProcessGone
 
 if TYPE_CHECKING:
     from logoutd.core.users import User
-
-TERM_SIGNALS = (signal.SIGTERM, signal.SIGCONT, signal.SIGHUP)
 
 
 class SessionState(enum.StrEnum):
@@ -77,14 +74,21 @@ class Session:
     released_at: float | None = None
     stop_cause: StopCause | None = None
     decision: KillDecision | None = None
-    term_sent: bool = False
-    sigkill_at: float | None = None
-    sigkill_sent: bool = False
     finalized: bool = False
     timers: Timers = field(init=False, repr=False)
+    round: StopRound = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.timers = Timers(self.ctx.ports.clock)
+        ports = self.ctx.ports
+        self.timers = Timers(ports.clock)
+        self.round = StopRound(
+            "session", f"Session {self.id}", self.scope, SESSION_SIGNALS,
+            {"session": self.id, "user": self.user.name}, ports.cgroups, ports.clock,
+            ports.audit, self.timers, self._checkpoint, self.gc)
+
+    @property
+    def term_sent(self) -> bool:
+        return self.round.term_sent
 
     @property
     def scope(self) -> str:
@@ -161,9 +165,9 @@ class Session:
         self._watch()
         if self.stopping:
             if self.decision is not None and self.decision.kill and not self.term_sent:
-                self._kill()
-            elif self.sigkill_at is not None and not self.sigkill_sent:
-                self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
+                self._kill()  # the decision was saved, the round not yet
+            else:
+                self.round.resume()
         elif self.leader is None:
             log.info("Leader of session %s exited while logoutd was down.", self.id)
             self.stop(StopCause.LEADER_EXIT)
@@ -221,40 +225,7 @@ class Session:
         self.gc()
 
     def _kill(self) -> None:
-        cgroups, clock = self.ctx.ports.cgroups, self.ctx.ports.clock
-        # The stop timeout counts from the start of the SIGTERM round, not its end.
-        deadline = clock.now() + self.ctx.config.session_stop_timeout_sec
-        # Persist the round (and its SIGKILL deadline) before sending it: a crash during or
-        # after the round never sends it twice; after a restart the deadline kills what is left.
-        self.term_sent = True
-        if deadline != math.inf:
-            self.sigkill_at = deadline
-        self._checkpoint()
-        signalled = cgroups.signal_all(self.scope, TERM_SIGNALS)
-        if signalled:
-            log.info("Session %s: sent SIGTERM, SIGCONT, SIGHUP to %d processes.", self.id, signalled)
-            self.ctx.ports.audit.record("signalled", session=self.id, user=self.user.name,
-                                        signals=["SIGTERM", "SIGCONT", "SIGHUP"], count=signalled)
-        crashpoint("session.stop.term-sent")
-        if cgroups.is_populated(self.scope):
-            self.timers.arm_at("sigkill", deadline, self._on_sigkill_timeout)
-
-    def _on_sigkill_timeout(self) -> None:
-        if self.finalized:
-            return
-        crashpoint("session.stop.sigkill-timeout")
-        cgroups, audit = self.ctx.ports.cgroups, self.ctx.ports.audit
-        if cgroups.is_populated(self.scope):
-            # Counting reads every pid: only for the audit log, and then before the kill.
-            left = len(cgroups.pids(self.scope)) if audit.detailed else None
-            cgroups.kill(self.scope)
-            log.info("Session %s: stop timed out, killed what was left (cgroup.kill).", self.id)
-            counted = {"count": left} if left is not None else {}
-            audit.record("signalled", session=self.id, user=self.user.name, signals=["SIGKILL"],
-                         **counted)
-        self.sigkill_sent = True
-        self._checkpoint()
-        self.gc()
+        self.round.start(self.ctx.config.session_stop_timeout_sec)
 
     def _auto_keep(self) -> None:
         """AutoKeep=: move listed executables' process trees to scopes of the user's own."""
@@ -416,9 +387,7 @@ class Session:
             "stop_cause": self.stop_cause,
             "action": self.decision.action if self.decision else None,
             "reason": self.decision.reason if self.decision else None,
-            "term_sent": self.term_sent,
-            "sigkill_at": self.sigkill_at,
-            "sigkill_sent": self.sigkill_sent,
+            **self.round.to_record(),
         }
 
     def save(self) -> None:

@@ -8,7 +8,6 @@ user@UID.service subtree), never with a session. A service also ends with its ma
 from __future__ import annotations
 
 import enum
-import math
 import re
 import signal
 from collections.abc import Callable
@@ -18,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.ports import ProcessRef
+from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
 from logoutd.core.timers import Timers
+from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -82,16 +83,21 @@ class Unit:
     state: UnitState = UnitState.ACTIVE
     main: ProcessRef | None = None  # services: the spawned process, while it runs
     log_path: str = ""  # services: stdout and stderr, appended
-    sigkill_at: float | None = None
     exit_status: int | None = None  # services: the main process's exit code (< 0: its signal)
     main_lost: bool = False  # restored: the main process exited while logoutd was down
     spawning: bool = False  # the spawner has not said yet whether the child exec'd
     finalized: bool = False
     on_finished: Callable[[Unit], None] | None = field(default=None, repr=False)
     timers: Timers = field(init=False, repr=False)
+    round: StopRound = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.timers = Timers(self.ctx.ports.clock)
+        ports = self.ctx.ports
+        self.timers = Timers(ports.clock)
+        self.round = StopRound(
+            "unit", f"Unit {self.name} of user {self.user.name}", self.cgroup, SERVICE_SIGNALS,
+            {"user": self.user.name, "unit": self.name}, ports.cgroups, ports.clock,
+            ports.audit, self.timers, self._checkpoint, self.gc)
 
     @property
     def cgroup(self) -> str:
@@ -119,8 +125,7 @@ class Unit:
             self.start_failed()
             return
         self.watch()
-        if self.sigkill_at is not None:
-            self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
+        self.round.resume()
         if self.main_lost and self.state is UnitState.ACTIVE and not self.may_gc():
             log.info("Unit %s: main process exited while logoutd was down, stopping the rest.",
                      self.name)
@@ -163,20 +168,11 @@ class Unit:
 
     def stop(self) -> int:
         """stop-unit: SIGTERM and SIGCONT to every process, SIGKILL after UserStopTimeoutSec=."""
-        cgroups = self.ctx.ports.cgroups
         count = 0
         if self.state is not UnitState.STOPPING:
             self.state = UnitState.STOPPING
-            timeout = self.ctx.config.user_stop_timeout_sec
-            if timeout != math.inf:  # counted from the SIGTERM round's start, as for sessions
-                self.sigkill_at = self.ctx.ports.clock.now() + timeout
-            # Saved before signalling: a crash during the round still kills at the deadline.
-            self._checkpoint()
-            count = cgroups.signal_all(self.cgroup, (signal.SIGTERM, signal.SIGCONT))
-            if self.sigkill_at is not None and cgroups.is_populated(self.cgroup):
-                self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
-            log.info("Unit %s of user %s stopping: sent SIGTERM to %d processes.",
-                     self.name, self.user.name, count)
+            log.info("Unit %s of user %s stopping.", self.name, self.user.name)
+            count = self.round.start(self.ctx.config.user_stop_timeout_sec)  # saves the state
         self.gc()
         return count
 
@@ -185,12 +181,6 @@ class Unit:
         if self.state is not UnitState.STOPPING:
             self.state = UnitState.STOPPING
             self._checkpoint()
-
-    def _on_sigkill_timeout(self) -> None:
-        if not self.finalized and self.ctx.ports.cgroups.is_populated(self.cgroup):
-            log.info("Unit %s: stop timed out, killing what is left (cgroup.kill).", self.name)
-            self.ctx.ports.cgroups.kill(self.cgroup)
-        self.gc()
 
     def _on_main_exit(self) -> None:
         """A service ends with its main process, as systemd's Type=simple: what it left
@@ -229,8 +219,12 @@ class Unit:
 
     def finalize(self) -> None:
         """Remove the cgroup and the state; the user may then be collected."""
-        if self.finalized or not self.ctx.ports.cgroups.remove(self.cgroup):
+        if self.finalized:
             return
+        crashpoint("unit.finalize.before-remove")
+        if not self.ctx.ports.cgroups.remove(self.cgroup):
+            return  # a process slipped in; the next empty event brings us back
+        crashpoint("unit.finalize.cgroup-removed")
         self.forget()
         log.info("Unit %s of user %s finished.", self.name, self.user.name)
         if self.on_finished is not None:
@@ -249,6 +243,7 @@ class Unit:
             ports.processes.release(self.main)
             self.main = None
         ports.store.remove("units", self.key)
+        crashpoint("unit.finalize.state-removed")
         if self.user.units.get(self.name) is self:
             del self.user.units[self.name]
 
@@ -264,7 +259,7 @@ class Unit:
             "main_pid": self.main.pid if self.main is not None else None,
             "main_start": self.main.start_time if self.main is not None else None,
             "log_path": self.log_path,
-            "sigkill_at": self.sigkill_at,
+            **self.round.to_record(),
             "exit_status": self.exit_status,
         }
 

@@ -295,12 +295,11 @@ class Units:
             main_pid, start = record.get("main_pid"), record.get("main_start")
             main = (ports.processes.repin(int(main_pid), int(start))
                     if main_pid is not None and start is not None else None)
-            sigkill_at = record.get("sigkill_at")
             unit = Unit(self.ctx, user, kind, name, created=float(record.get("created") or 0.0),
                         state=UnitState(record.get("state", "active")), main=main,
                         log_path=str(record.get("log_path") or ""),
-                        sigkill_at=float(sigkill_at) if sigkill_at is not None else None,
                         on_finished=self._finished)
+            unit.round.from_record(record)
             status = record.get("exit_status")
             unit.exit_status = int(status) if status is not None else None
             unit.main_lost = kind is UnitKind.SERVICE and main_pid is not None and main is None

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import enum
-import math
-import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.ports import Account
+from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
 
@@ -39,12 +38,18 @@ class User:
     timestamp: float = 0.0
     started: bool = False
     stopping: bool = False
-    sigkill_at: float | None = None
     finalized: bool = False
     timers: Timers = field(init=False, repr=False)
+    round: StopRound = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.timers = Timers(self.ctx.ports.clock)
+        ports = self.ctx.ports
+        self.timers = Timers(ports.clock)
+        # The whole user@UID.service subtree: every unit of the user, whatever its own state.
+        self.round = StopRound(
+            "user", f"User {self.name}", self.service, SERVICE_SIGNALS, {"user": self.name},
+            ports.cgroups, ports.clock, ports.audit, self.timers, self._checkpoint,
+            self._try_finalize)
 
     @property
     def uid(self) -> int:
@@ -91,8 +96,7 @@ class User:
         if self.stopping:
             # A login while the user was stopping revives it, as logind's user_start() does.
             self.stopping = False
-            self.sigkill_at = None
-            self.timers.cancel("sigkill")
+            self.round.cancel()
         ports = self.ctx.ports
         ports.cgroups.create(self.slice)
         self.runtime_path = ports.userfiles.create_runtime_dir(self.account)
@@ -104,8 +108,8 @@ class User:
 
     def resume(self) -> None:
         self.ctx.ports.cgroups.watch_empty(self.slice, self._on_slice_event)
-        if self.stopping and self.sigkill_at is not None:
-            self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
+        if self.stopping:
+            self.round.resume()
 
     def add_session(self, session: Session) -> None:
         self.sessions[session.id] = session
@@ -144,26 +148,7 @@ class User:
         self.stopping = True
         for unit in list(self.units.values()):
             unit.user_stopping()
-        cgroups = self.ctx.ports.cgroups
-        if cgroups.exists(self.service):
-            timeout = self.ctx.config.user_stop_timeout_sec
-            if timeout != math.inf:  # counted from the SIGTERM round's start, as for sessions
-                self.sigkill_at = self.ctx.ports.clock.now() + timeout
-            # Saved before signalling: a crash during the round still kills at the deadline.
-            self._checkpoint()
-            count = cgroups.signal_all(self.service, (signal.SIGTERM, signal.SIGCONT))
-            if count:
-                log.info("User %s: sent SIGTERM to %d processes of its units.", self.name, count)
-            if self.sigkill_at is not None and cgroups.is_populated(self.service):
-                self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
-        self._checkpoint()
-        crashpoint("user.stop.term-sent")
-        self._try_finalize()
-
-    def _on_sigkill_timeout(self) -> None:
-        if not self.finalized and self.ctx.ports.cgroups.exists(self.service):
-            log.info("User %s: stop timed out, killing what is left.", self.name)
-            self.ctx.ports.cgroups.kill(self.service)
+        self.round.start(self.ctx.config.user_stop_timeout_sec)  # saves `stopping` with it
         self._try_finalize()
 
     def _on_slice_event(self) -> None:
@@ -182,6 +167,7 @@ class User:
     def finalize(self) -> None:
         """Remove runtime dir, IPC objects (non-system users), slice and state."""
         ports = self.ctx.ports
+        crashpoint("user.finalize.before-remove")
         if not ports.cgroups.remove(self.slice):
             return
         crashpoint("user.finalize.slice-removed")
@@ -211,7 +197,7 @@ class User:
             "runtime_path": self.runtime_path,
             "timestamp": self.timestamp,
             "stopping": self.stopping,
-            "sigkill_at": self.sigkill_at,
+            **self.round.to_record(),
         }
 
     def save(self) -> None:
