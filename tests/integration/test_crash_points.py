@@ -113,13 +113,18 @@ class Case:
         self.env, self.daemon, self.user, self.pam = env, daemon, user, pam
         self.point, self.n, self.scenario = point, n, scenario
         self.crashed = False
+        self.log_start = len(daemon.log())  # one daemon (and one log) serves a group's cases
+
+    def log(self) -> str:
+        """This case's part of the daemon's log."""
+        return self.daemon.log()[self.log_start:]
 
     def check_crash(self) -> None:
         """If the daemon died at the crash point, restart it without the variable."""
         if self.daemon.popen.poll() is None:
             return
         assert self.daemon.popen.returncode == -9, self.daemon.log_tail()
-        assert f"CRASHPOINT {self.point}:{self.n} reached" in self.daemon.log()
+        assert f"CRASHPOINT {self.point}:{self.n} reached" in self.log()
         assert not self.crashed, "crashed twice"
         self.crashed = True
         self.daemon.kill()  # reap and log
@@ -168,7 +173,7 @@ class Case:
             time.sleep(0.1)
         terms: dict[str, int] = {}
         for owner in re.findall(r"((?:Session|User|Unit) \S+(?: of user \S+)?): sent SIGTERM",
-                                d.log()):
+                                self.log()):
             terms[owner] = terms.get(owner, 0) + 1
         assert all(c == 1 for c in terms.values()), f"double SIGTERM: {terms}"
         assert "Traceback" not in d.log(), d.log_tail(60)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from logoutd.core.autokeep import keep_trees
+from logoutd.core.cgroupnames import session_scope
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
@@ -18,14 +20,11 @@ from logoutd.core.leftovers import (
     tty_name,
 )
 from logoutd.core.policy import may_keep
-from logoutd.core.ports import ProcessRef
+from logoutd.core.ports import Account, ProcessRef
 from logoutd.core.stopround import SESSION_SIGNALS, StopRound
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument, LogoutdError, ProcessGone
-
-if TYPE_CHECKING:
-    from logoutd.core.users import User
 
 
 class SessionState(enum.StrEnum):
@@ -55,10 +54,29 @@ def is_remote_host(host: str) -> bool:
     return bool(host) and host not in _LOCALHOST and not host.rstrip(".").endswith(".localhost")
 
 
+class Owner(Protocol):
+    """The user as its sessions see it (core/users.User, which imports this module)."""
+
+    @property
+    def uid(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def account(self) -> Account: ...
+    @property
+    def slice(self) -> str: ...
+    @property
+    def runtime_path(self) -> str: ...
+    @property
+    def sessions(self) -> dict[str, Session]: ...
+    def add_session(self, session: Session) -> None: ...
+    def remove_session(self, session: Session) -> None: ...
+
+
 @dataclass(eq=False)
 class Session:
     ctx: Context
-    user: User
+    user: Owner
     id: str
     leader_pid: int
     service: str = ""
@@ -75,6 +93,8 @@ class Session:
     stop_cause: StopCause | None = None
     decision: KillDecision | None = None
     finalized: bool = False
+    # Set by the manager: told once the session is finalized (it tells the user and listeners).
+    on_removed: Callable[[Session], None] | None = field(default=None, repr=False)
     timers: Timers = field(init=False, repr=False)
     round: StopRound = field(init=False, repr=False)
 
@@ -92,7 +112,7 @@ class Session:
 
     @property
     def scope(self) -> str:
-        return f"{self.user.slice}/session-{self.id}.scope"
+        return session_scope(self.user.uid, self.id)
 
     @property
     def state(self) -> SessionState:
@@ -243,7 +263,7 @@ class Session:
             if not policy.allowed:
                 log.info("Session %s: not keeping process %d (AutoKeep=): %s.", self.id, root, policy.rule)
                 continue
-            self.ctx.keep_tree(self.user, pids, name)
+            self.ctx.keep_tree(self.user.uid, pids, name)
             log.info("Session %s: kept process %d and %d children in %s of user %s (AutoKeep=).",
                      self.id, root, len(pids) - 1, name, self.user.name)
 
@@ -330,7 +350,8 @@ class Session:
         crashpoint("session.finalize.state-removed")
         log.info("Removed session %s.", self.id)
         self.ctx.ports.audit.record("session-removed", session=self.id, user=self.user.name)
-        self.ctx.on_session_removed(self)
+        if self.on_removed is not None:
+            self.on_removed(self)
 
     # -- events --------------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from logoutd.core.cgroupnames import unit_cgroup
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.ports import ProcessRef
@@ -21,9 +22,6 @@ from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from logoutd.core.users import User
 
 NAME_MAX = 200  # bytes, suffix included
 _NAME = re.compile(r"[A-Za-z0-9:_.@-]+")
@@ -73,10 +71,26 @@ def unit_name(name: str, kind: UnitKind) -> str:
     return full
 
 
+class Owner(Protocol):
+    """The user as its units see it (core/users.User, which imports this module)."""
+
+    @property
+    def uid(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def units(self) -> dict[str, Unit]: ...
+    @property
+    def lingering(self) -> bool: ...  # units outlive the last session only with linger
+    def gc(self) -> None: ...
+
+
 @dataclass(eq=False)
 class Unit:
     ctx: Context
-    user: User
+    user: Owner
     kind: UnitKind
     name: str
     created: float = 0.0
@@ -101,7 +115,7 @@ class Unit:
 
     @property
     def cgroup(self) -> str:
-        return f"{self.user.service}/app.slice/{self.name}"
+        return unit_cgroup(self.user.uid, self.name)
 
     @property
     def key(self) -> str:

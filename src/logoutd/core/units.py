@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from logoutd.core.cgroupnames import unit_cgroup
 from logoutd.core.context import Context, log
 from logoutd.core.policy import may_keep
 from logoutd.core.ports import Account, SpawnRequest
@@ -123,8 +124,7 @@ class Units:
         was reused), the new one gets a suffix rather than replacing it."""
         full = unit_name(name, UnitKind.SCOPE)
         base, suffix = full.removesuffix(".scope"), 1
-        while full in user.units or self.ctx.ports.cgroups.exists(
-                f"{user.service}/app.slice/{full}"):
+        while full in user.units or self.ctx.ports.cgroups.exists(unit_cgroup(user.uid, full)):
             suffix += 1
             full = f"{base}-{suffix}.scope"
         unit = self._new(user, UnitKind.SCOPE, full)
@@ -233,8 +233,7 @@ class Units:
                 if full not in user.units:
                     return full
         full = unit_name(name, kind)
-        if full in user.units or self.ctx.ports.cgroups.exists(
-                f"{user.service}/app.slice/{full}"):
+        if full in user.units or self.ctx.ports.cgroups.exists(unit_cgroup(user.uid, full)):
             raise LogoutdError(f"Unit {full} already exists.")
         return full
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from logoutd.core.cgroupnames import user_service, user_slice
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.ports import Account
+from logoutd.core.sessions import Session, SessionState, StopCause
 from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
 from logoutd.core.timers import Timers
+from logoutd.core.unit import Unit
 from logoutd.crashpoints import crashpoint
-
-if TYPE_CHECKING:
-    from logoutd.core.sessions import Session
-    from logoutd.core.unit import Unit
 
 SYSTEM_UID_MAX = 999  # Debian's; RemoveIPC= spares system users
 
@@ -39,6 +39,8 @@ class User:
     started: bool = False
     stopping: bool = False
     finalized: bool = False
+    # Set by the manager: told once the user is finalized.
+    on_removed: Callable[[User], None] | None = field(default=None, repr=False)
     timers: Timers = field(init=False, repr=False)
     round: StopRound = field(init=False, repr=False)
 
@@ -61,11 +63,11 @@ class User:
 
     @property
     def slice(self) -> str:
-        return f"user.slice/user-{self.uid}.slice"
+        return user_slice(self.uid)
 
     @property
     def service(self) -> str:
-        return f"{self.slice}/user@{self.uid}.service"
+        return user_service(self.uid)
 
     @property
     def lingering(self) -> bool:
@@ -73,8 +75,6 @@ class User:
 
     @property
     def state(self) -> UserState:
-        from logoutd.core.sessions import SessionState
-
         if self.stopping:
             return UserState.CLOSING
         if not self.started:
@@ -137,8 +137,6 @@ class User:
 
     def stop(self, force: bool) -> None:
         """Stop every session (forced for terminate-user), then the user's own units."""
-        from logoutd.core.sessions import StopCause
-
         self.timers.cancel("stop-delay")
         for session in list(self.sessions.values()):
             if force:
@@ -186,7 +184,8 @@ class User:
         crashpoint("user.finalize.state-removed")
         log.info("User %s logged out.", self.name)
         ports.audit.record("user-removed", user=self.name, uid=self.uid)
-        self.ctx.on_user_removed(self)
+        if self.on_removed is not None:
+            self.on_removed(self)
 
     def to_record(self) -> dict[str, Any]:
         return {
