@@ -20,6 +20,7 @@ from logoutd.core.cgroupnames import (
 from logoutd.core.context import Context, Ports, log
 from logoutd.core.decision import KillDecision, StopAction
 from logoutd.core.hookrecords import HOOK_KIND, parse_hook_record
+from logoutd.core.ids import Counter
 from logoutd.core.leftovers import LeftoverLog
 from logoutd.core.policy import PolicyDecision, may_linger_self
 from logoutd.core.ports import Account, StoredRecord
@@ -39,7 +40,6 @@ from logoutd.errors import (
 
 SESSION_TYPES = ("unspecified", "tty", "x11", "wayland", "mir", "web")
 SESSION_CLASSES = ("user", "greeter", "lock-screen", "background")
-COUNTER_BLOCK = 64
 
 
 class Listener(Protocol):
@@ -74,8 +74,8 @@ class Manager:
         self.sessions: dict[str, Session] = {}
         self.users: dict[int, User] = {}
         self._by_leader: dict[int, Session] = {}  # release_session looks up by leader pid
-        self._counter = (0, 0)
-        self.units = Units(self.ctx, self.users, self._get_or_add_user)
+        self._counter = Counter(ports.store)
+        self.units = Units(self.ctx, self.users, self._get_or_add_user, self._counter)
         self.listeners: list[Listener] = []
 
     @property
@@ -169,11 +169,7 @@ class Manager:
         if audit is not None and free(str(audit)):
             return str(audit)
         while True:
-            first, limit = self._counter
-            if first >= limit:
-                first, limit = self.ports.store.reserve_counter(COUNTER_BLOCK)
-            self._counter = (first + 1, limit)
-            candidate = f"c{first}"
+            candidate = f"c{self._counter.take()}"
             if free(candidate):
                 return candidate
 

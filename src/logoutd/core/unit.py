@@ -26,7 +26,6 @@ from logoutd.errors import InvalidArgument
 NAME_MAX = 200  # bytes, suffix included
 _NAME = re.compile(r"[A-Za-z0-9:_.@-]+")
 UNIT_PATH = "/usr/local/bin:/usr/bin:/bin"
-COUNTER_BLOCK = 16
 
 
 class UnitKind(enum.StrEnum):

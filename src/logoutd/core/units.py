@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from logoutd.core.cgroupnames import unit_cgroup
 from logoutd.core.context import Context, log
+from logoutd.core.ids import Counter
 from logoutd.core.policy import may_keep
 from logoutd.core.ports import Account, SpawnRequest
 from logoutd.core.unit import (
-    COUNTER_BLOCK,
     UNIT_PATH,
     Unit,
     UnitKind,
@@ -43,11 +43,11 @@ class Units:
     """Creates, finds and restores units; the users own them (user.units)."""
 
     def __init__(self, ctx: Context, users: Mapping[int, User],
-                 get_or_add_user: Callable[[Account], User]) -> None:
+                 get_or_add_user: Callable[[Account], User], counter: Counter) -> None:
         self.ctx = ctx
         self._users = users
         self._get_or_add_user = get_or_add_user
-        self._counter = (0, 0)
+        self._counter = counter
         self.finished: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def _finished(self, unit: Unit) -> None:
@@ -229,20 +229,13 @@ class Units:
     def _name(self, user: User, name: str | None, kind: UnitKind) -> str:
         if name is None or name == "":
             while True:
-                full = f"run-u{self._next_number()}.{kind}"
+                full = f"run-u{self._counter.take()}.{kind}"
                 if full not in user.units:
                     return full
         full = unit_name(name, kind)
         if full in user.units or self.ctx.ports.cgroups.exists(unit_cgroup(user.uid, full)):
             raise LogoutdError(f"Unit {full} already exists.")
         return full
-
-    def _next_number(self) -> int:
-        first, limit = self._counter
-        if first >= limit:
-            first, limit = self.ctx.ports.store.reserve_counter(COUNTER_BLOCK)
-        self._counter = (first + 1, limit)
-        return first
 
     def _authorize(self, user: User, full: str) -> None:
         ports = self.ctx.ports
