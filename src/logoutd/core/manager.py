@@ -18,7 +18,6 @@ from logoutd.core.cgroupnames import (
     user_slice,
 )
 from logoutd.core.context import Context, Ports, log
-from logoutd.core.decision import KillDecision, StopAction
 from logoutd.core.hookrecords import HOOK_KIND, parse_hook_record
 from logoutd.core.ids import Counter
 from logoutd.core.leftovers import LeftoverLog
@@ -332,12 +331,7 @@ class Manager:
                 log.warning("Saved user %s no longer exists, dropping it.", uid)
                 self.ports.store.remove("users", str(uid))
                 return
-            user = self._get_or_add_user(account)
-            user.runtime_path = str(record.get("runtime_path") or "")
-            user.timestamp = float(record.get("timestamp") or 0.0)
-            user.started = True
-            user.stopping = bool(record.get("stopping"))
-            user.round.from_record(record)
+            self._get_or_add_user(account).load_record(record)
         except (KeyError, TypeError, ValueError) as e:
             log.warning("Ignoring unreadable saved user %r: %s", record.get("uid"), e)
 
@@ -351,33 +345,11 @@ class Manager:
             user = self._get_or_add_user(account)
             if not user.started:
                 user.started = True
-            leader_pid = int(record["leader_pid"])
-            start = record.get("leader_start")
-            leader = self.ports.processes.repin(leader_pid, int(start)) if start is not None else None
-            session = Session(
-                ctx=self.ctx,
-                user=user,
-                id=session_id,
-                leader_pid=leader_pid,
-                leader=leader,
-                service=str(record.get("service", "")),
-                tty=str(record.get("tty", "")),
-                remote_host=str(record.get("remote_host", "")),
-                remote_user=str(record.get("remote_user", "")),
-                type=str(record.get("type", "unspecified")),
-                class_=str(record.get("class", "user")),
-                timestamp=float(record.get("timestamp", 0.0)),
-                started=True,
-                stopping=bool(record.get("stopping")),
-                released_at=_opt_float(record.get("released_at")),
-                stop_cause=StopCause(record["stop_cause"]) if record.get("stop_cause") else None,
-            )
-            session.round.from_record(record)
-            if record.get("action"):
-                session.decision = KillDecision(StopAction(record["action"]), str(record["reason"]))
+            session = Session.from_record(self.ctx, user, record)
         except (KeyError, TypeError, ValueError) as e:
             log.warning("Ignoring unreadable saved session %r: %s", record.get("id"), e)
             return
+        leader = session.leader
         if not record.get("started"):
             # Crashed between saving the intent and moving the leader: finish or undo.
             in_scope = leader is not None and self.ports.cgroups.exists(session.scope) and (
@@ -532,10 +504,6 @@ class Manager:
 
 def _session_new(listener: Listener, session: Session) -> None:
     listener.session_new(session)
-
-
-def _opt_float(value: Any) -> float | None:
-    return float(value) if value is not None else None
 
 
 def _type_and_class(request: SessionRequest) -> tuple[str, str]:

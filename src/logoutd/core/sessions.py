@@ -389,6 +389,36 @@ class Session:
 
     # -- timers and persistence ----------------------------------------------------------
 
+    @classmethod
+    def from_record(cls, ctx: Context, user: Owner, record: dict[str, Any]) -> Session:
+        """The session `to_record` saved, its leader re-pinned if it still runs (else None);
+        KeyError, TypeError or ValueError for a record it cannot read."""
+        leader_pid = int(record["leader_pid"])
+        start = record.get("leader_start")
+        session = cls(
+            ctx=ctx,
+            user=user,
+            id=str(record["id"]),
+            leader_pid=leader_pid,
+            service=str(record.get("service", "")),
+            tty=str(record.get("tty", "")),
+            remote_host=str(record.get("remote_host", "")),
+            remote_user=str(record.get("remote_user", "")),
+            type=str(record.get("type", "unspecified")),
+            class_=str(record.get("class", "user")),
+            timestamp=float(record.get("timestamp", 0.0)),
+            started=True,
+            stopping=bool(record.get("stopping")),
+            released_at=_opt_float(record.get("released_at")),
+            stop_cause=StopCause(record["stop_cause"]) if record.get("stop_cause") else None,
+        )
+        session.round.from_record(record)
+        if record.get("action"):
+            session.decision = KillDecision(StopAction(record["action"]), str(record["reason"]))
+        # Last: nothing after it can fail and leave the leader pinned.
+        session.leader = ctx.ports.processes.repin(leader_pid, int(start)) if start is not None else None
+        return session
+
     def to_record(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -418,3 +448,7 @@ class Session:
     def _checkpoint(self) -> None:
         """Save on the stop path: a failure is logged and retried, and the stop goes on."""
         checkpoint(f"Session {self.id}", self.save, self.timers)
+
+
+def _opt_float(value: Any) -> float | None:
+    return float(value) if value is not None else None

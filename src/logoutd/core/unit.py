@@ -262,6 +262,25 @@ class Unit:
 
     # -- persistence -----------------------------------------------------------------------
 
+    @classmethod
+    def from_record(cls, ctx: Context, user: Owner, record: dict[str, Any]) -> Unit:
+        """The unit `to_record` saved, its main process re-pinned if it still runs; KeyError,
+        TypeError, ValueError or InvalidArgument (a bad name) for a record it cannot read."""
+        kind = UnitKind(record["kind"])
+        name = unit_name(str(record["name"]), kind)
+        main_pid, start = record.get("main_pid"), record.get("main_start")
+        status = record.get("exit_status")
+        unit = cls(ctx, user, kind, name, created=float(record.get("created") or 0.0),
+                   state=UnitState(record.get("state", "active")),
+                   log_path=str(record.get("log_path") or ""),
+                   exit_status=int(status) if status is not None else None)
+        unit.round.from_record(record)
+        # Last: nothing after it can fail and leave the process pinned.
+        if main_pid is not None and start is not None:
+            unit.main = ctx.ports.processes.repin(int(main_pid), int(start))
+        unit.main_lost = kind is UnitKind.SERVICE and main_pid is not None and unit.main is None
+        return unit
+
     def to_record(self) -> dict[str, Any]:
         return {
             "uid": self.user.uid,

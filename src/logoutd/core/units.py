@@ -277,32 +277,21 @@ class Units:
         ports = self.ctx.ports
         try:
             uid = int(record["uid"])
-            kind = UnitKind(record["kind"])
-            name = unit_name(str(record["name"]), kind)
             account = ports.userdb.by_uid(uid)
             if account is None:
                 raise ValueError(f"uid {uid} no longer exists")
             user = self._get_or_add_user(account)
             user.started = True
-            main_pid, start = record.get("main_pid"), record.get("main_start")
-            main = (ports.processes.repin(int(main_pid), int(start))
-                    if main_pid is not None and start is not None else None)
-            unit = Unit(self.ctx, user, kind, name, created=float(record.get("created") or 0.0),
-                        state=UnitState(record.get("state", "active")), main=main,
-                        log_path=str(record.get("log_path") or ""),
-                        on_finished=self._finished)
-            unit.round.from_record(record)
-            status = record.get("exit_status")
-            unit.exit_status = int(status) if status is not None else None
-            unit.main_lost = kind is UnitKind.SERVICE and main_pid is not None and main is None
+            unit = Unit.from_record(self.ctx, user, record)
         except (KeyError, TypeError, ValueError, LogoutdError) as e:
             log.warning("Ignoring unreadable saved unit %r: %s", record.get("name"), e)
             return None
+        unit.on_finished = self._finished
         if not ports.cgroups.exists(unit.cgroup):
-            log.info("Unit %s vanished while logoutd was down.", name)
+            log.info("Unit %s vanished while logoutd was down.", unit.name)
             ports.store.remove("units", unit.key)
-            if main is not None:
-                ports.processes.release(main)
+            if unit.main is not None:
+                ports.processes.release(unit.main)
             return None
-        user.units[name] = unit
+        user.units[unit.name] = unit
         return unit

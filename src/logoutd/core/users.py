@@ -187,6 +187,14 @@ class User:
         if self.on_removed is not None:
             self.on_removed(self)
 
+    def load_record(self, record: dict[str, Any]) -> None:
+        """Take back what `to_record` saved (after a restart: the user had started)."""
+        self.runtime_path = str(record.get("runtime_path") or "")
+        self.timestamp = float(record.get("timestamp") or 0.0)
+        self.started = True
+        self.stopping = bool(record.get("stopping"))
+        self.round.from_record(record)
+
     def to_record(self) -> dict[str, Any]:
         return {
             "uid": self.uid,
