@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from logoutd.config.model import Config
 from logoutd.core.leftovers import LeftoverLog
-from logoutd.core.ports import (
-    AuditLog,
-    CgroupTree,
-    Clock,
-    NoSpawner,
-    ProcessTable,
-    Spawner,
-    StateStore,
-    UserDb,
-    UserFiles,
-)
+from logoutd.core.ports import Ports
 
 log = logging.getLogger("logoutd")
-
-
-@dataclass
-class Ports:
-    clock: Clock
-    processes: ProcessTable
-    cgroups: CgroupTree
-    store: StateStore
-    userdb: UserDb
-    userfiles: UserFiles
-    audit: AuditLog  # AuditFile: syslog always, the JSON-lines file with AuditLog=
-    spawner: Spawner = field(default_factory=NoSpawner)
 
 
 @dataclass

@@ -17,12 +17,12 @@ from logoutd.core.cgroupnames import (
     uid_in_path,
     user_slice,
 )
-from logoutd.core.context import Context, Ports, log
+from logoutd.core.context import Context, log
 from logoutd.core.hookrecords import HOOK_KIND, parse_hook_record
 from logoutd.core.ids import Counter
 from logoutd.core.leftovers import LeftoverLog
 from logoutd.core.policy import PolicyDecision, may_linger_self
-from logoutd.core.ports import Account, StoredRecord
+from logoutd.core.ports import Account, Ports, StoredRecord
 from logoutd.core.sessions import Session, SessionState, StopCause
 from logoutd.core.units import Units
 from logoutd.core.users import User

@@ -20,9 +20,10 @@ from logoutd.core.leftovers import (
     tty_name,
 )
 from logoutd.core.policy import may_keep
-from logoutd.core.ports import Account, ProcessRef
+from logoutd.core.ports import ProcessRef
 from logoutd.core.stopround import SESSION_SIGNALS, StopRound
 from logoutd.core.timers import Timers
+from logoutd.core.userref import UserRef
 from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument, LogoutdError, ProcessGone
 
@@ -54,15 +55,9 @@ def is_remote_host(host: str) -> bool:
     return bool(host) and host not in _LOCALHOST and not host.rstrip(".").endswith(".localhost")
 
 
-class Owner(Protocol):
-    """The user as its sessions see it (core/users.User, which imports this module)."""
+class Owner(UserRef, Protocol):
+    """The user as its sessions see it."""
 
-    @property
-    def uid(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def account(self) -> Account: ...
     @property
     def slice(self) -> str: ...
     @property
@@ -99,12 +94,10 @@ class Session:
     round: StopRound = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        ports = self.ctx.ports
-        self.timers = Timers(ports.clock)
-        self.round = StopRound(
-            "session", f"Session {self.id}", self.scope, SESSION_SIGNALS,
-            {"session": self.id, "user": self.user.name}, ports.cgroups, ports.clock,
-            ports.audit, self.timers, self._checkpoint, self.gc)
+        self.timers = Timers(self.ctx.ports.clock)
+        self.round = StopRound("session", f"Session {self.id}", self.scope, SESSION_SIGNALS,
+                               {"session": self.id, "user": self.user.name}, self.ctx.ports,
+                               self.timers, self._checkpoint, self.gc)
 
     @property
     def term_sent(self) -> bool:

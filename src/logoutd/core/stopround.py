@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from logoutd.core.ports import AuditLog, CgroupTree, Clock
+from logoutd.core.ports import Ports
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
 
@@ -41,10 +41,8 @@ class StopRound:
     cgroup: str
     signals: tuple[signal.Signals, ...]
     audit_fields: Mapping[str, Any]  # who the audit records name, e.g. session=, user=
-    cgroups: CgroupTree
-    clock: Clock
-    audit: AuditLog
-    timers: Timers
+    ports: Ports
+    timers: Timers  # the owner's: its finalize cancels the deadline with the rest
     save: Callable[[], object]  # the owner's checkpoint: a failed save never skips the kill
     on_killed: Callable[[], None]  # the deadline passed (and what was left is killed)
     term_sent: bool = False
@@ -56,18 +54,19 @@ class StopRound:
         if self.term_sent:
             return 0
         # The stop timeout counts from the start of the round, not its end.
-        deadline = self.clock.now() + timeout
+        deadline = self.ports.clock.now() + timeout
         self.term_sent = True
         if deadline != math.inf:
             self.sigkill_at = deadline
         self.save()
-        count = self.cgroups.signal_all(self.cgroup, self.signals)
+        cgroups = self.ports.cgroups
+        count = cgroups.signal_all(self.cgroup, self.signals)
         names = [s.name for s in self.signals]
         if count:
             log.info("%s: sent %s to %d processes.", self.label, ", ".join(names), count)
-            self.audit.record("signalled", **self.audit_fields, signals=names, count=count)
+            self.ports.audit.record("signalled", **self.audit_fields, signals=names, count=count)
         crashpoint(f"{self.kind}.stop.term-sent")
-        if self.cgroups.is_populated(self.cgroup):
+        if cgroups.is_populated(self.cgroup):
             self._arm()
         return count
 
@@ -89,13 +88,14 @@ class StopRound:
 
     def _on_deadline(self) -> None:
         crashpoint(f"{self.kind}.stop.sigkill-timeout")
-        if self.cgroups.is_populated(self.cgroup):
+        cgroups, audit = self.ports.cgroups, self.ports.audit
+        if cgroups.is_populated(self.cgroup):
             # Counting reads every pid: only for the audit log, and then before the kill.
-            left = len(self.cgroups.pids(self.cgroup)) if self.audit.detailed else None
-            self.cgroups.kill(self.cgroup)
+            left = len(cgroups.pids(self.cgroup)) if audit.detailed else None
+            cgroups.kill(self.cgroup)
             log.info("%s: stop timed out, killed what was left (cgroup.kill).", self.label)
             counted = {"count": left} if left is not None else {}
-            self.audit.record("signalled", **self.audit_fields, signals=["SIGKILL"], **counted)
+            audit.record("signalled", **self.audit_fields, signals=["SIGKILL"], **counted)
         self.sigkill_sent = True
         self.save()
         self.on_killed()

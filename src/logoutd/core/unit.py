@@ -20,6 +20,7 @@ from logoutd.core.context import Context, log
 from logoutd.core.ports import ProcessRef
 from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
 from logoutd.core.timers import Timers
+from logoutd.core.userref import UserRef
 from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument
 
@@ -70,13 +71,9 @@ def unit_name(name: str, kind: UnitKind) -> str:
     return full
 
 
-class Owner(Protocol):
-    """The user as its units see it (core/users.User, which imports this module)."""
+class Owner(UserRef, Protocol):
+    """The user as its units see it."""
 
-    @property
-    def uid(self) -> int: ...
-    @property
-    def name(self) -> str: ...
     @property
     def service(self) -> str: ...
     @property
@@ -105,12 +102,10 @@ class Unit:
     round: StopRound = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        ports = self.ctx.ports
-        self.timers = Timers(ports.clock)
-        self.round = StopRound(
-            "unit", f"Unit {self.name} of user {self.user.name}", self.cgroup, SERVICE_SIGNALS,
-            {"user": self.user.name, "unit": self.name}, ports.cgroups, ports.clock,
-            ports.audit, self.timers, self._checkpoint, self.gc)
+        self.timers = Timers(self.ctx.ports.clock)
+        self.round = StopRound("unit", f"Unit {self.name} of user {self.user.name}", self.cgroup,
+                               SERVICE_SIGNALS, {"user": self.user.name, "unit": self.name},
+                               self.ctx.ports, self.timers, self._checkpoint, self.gc)
 
     @property
     def cgroup(self) -> str:

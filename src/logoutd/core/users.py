@@ -45,13 +45,11 @@ class User:
     round: StopRound = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        ports = self.ctx.ports
-        self.timers = Timers(ports.clock)
+        self.timers = Timers(self.ctx.ports.clock)
         # The whole user@UID.service subtree: every unit of the user, whatever its own state.
-        self.round = StopRound(
-            "user", f"User {self.name}", self.service, SERVICE_SIGNALS, {"user": self.name},
-            ports.cgroups, ports.clock, ports.audit, self.timers, self._checkpoint,
-            self._try_finalize)
+        self.round = StopRound("user", f"User {self.name}", self.service, SERVICE_SIGNALS,
+                               {"user": self.name}, self.ctx.ports, self.timers,
+                               self._checkpoint, self._try_finalize)
 
     @property
     def uid(self) -> int:
