@@ -141,6 +141,15 @@ class FakeProcesses:
         proc = self.world.procs.get(ref.pid)
         return proc is not None and proc.alive and proc.start_time == ref.start_time
 
+    def signal(self, ref: ProcessRef, signo: int) -> None:
+        if not self.is_alive(ref):
+            raise ProcessGone(f"Process {ref.pid} has exited.")
+        proc = self.world.procs[ref.pid]
+        proc.received.append(signo)
+        if signo in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL) and (
+                signo not in proc.ignores or signo == signal.SIGKILL):
+            self.world.exit(proc.pid)
+
     def watch_exit(self, ref: ProcessRef, callback: Callable[[], None]) -> None:
         self.world.exit_watchers[ref.pid] = callback
 

@@ -24,13 +24,18 @@ CRASHPOINTS: tuple[str, ...] = (
     "session.create.before-final-save",
     "session.create.after-final-save",
     "session.stop.decision-saved",
+    # The stop round's (core/stopround.py), one set per owner:
     "session.stop.term-sent",
     "session.stop.sigkill-timeout",
+    "user.stop.term-sent",
+    "user.stop.sigkill-timeout",
+    "unit.stop.term-sent",
+    "unit.stop.sigkill-timeout",
     "session.finalize.before-remove",
     "session.finalize.cgroup-removed",
     "session.finalize.state-removed",
     "user.start.runtime-dir",
-    "user.stop.term-sent",
+    "user.finalize.before-remove",
     "user.finalize.slice-removed",
     "user.finalize.runtime-dir-removed",
     "user.finalize.state-removed",
@@ -38,6 +43,9 @@ CRASHPOINTS: tuple[str, ...] = (
     "unit.scope.moved",
     "unit.service.spawned",
     "unit.service.confirmed",
+    "unit.finalize.before-remove",
+    "unit.finalize.cgroup-removed",
+    "unit.finalize.state-removed",
 )
 
 # Every stall point: a spawned child's steps (system/spawn.py), after it reported the stage.

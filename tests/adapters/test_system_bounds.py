@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from logoutd.errors import ProcessGone
 from logoutd.system.accounts import UserFiles
 from logoutd.system.audit import AuditFile
 from logoutd.system.procfs import CMDLINE_MAX, EXE_MAX, ProcessTable
@@ -112,3 +114,23 @@ def test_posix_ipc_of_the_user_is_removed_by_a_child(tmp_path: Path) -> None:
         child.wait(30)
     assert not any(p.exists() for p in mine) and not (shm / "link").is_symlink()
     assert all(p.exists() for p in others) and (outside / "keep").exists()
+
+
+def test_a_pinned_process_is_signalled_through_its_pidfd() -> None:
+    """Session.kill's path: the signal goes to the pinned process; once it has exited (its pid
+    free for reuse) the table refuses instead of signalling a bare pid."""
+    table = ProcessTable()
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        ref = table.pin(child.pid)
+        table.signal(ref, signal.SIGTERM)
+        assert child.wait(timeout=10) == -signal.SIGTERM  # reaped: the pid may now be reused
+        with pytest.raises(ProcessGone):
+            table.signal(ref, signal.SIGTERM)
+        table.release(ref)
+        with pytest.raises(ProcessGone):
+            table.signal(ref, signal.SIGTERM)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from logoutd.core.stopround import KINDS as ROUND_KINDS
 from logoutd.crashpoints import CRASHPOINTS
 from logoutd.errors import LogoutdError
 from tests.integration.harness.ctl import ctl_words
@@ -27,19 +28,29 @@ CASES = int(os.environ.get("LOGOUTD_CRASH_CASES", "50"))
 GROUPS = 3
 SRC = Path(__file__).resolve().parents[2] / "src" / "logoutd"
 
-_SESSION = {p for p in CRASHPOINTS if p.startswith(("session.", "user."))}
-REACHES = {  # the points each scenario goes through (occurrence 1)
-    "logout": _SESSION - {"session.stop.sigkill-timeout"},
-    "stubborn": _SESSION,
-    "unit": _SESSION - {"session.stop.sigkill-timeout"}
-    | {"unit.new.intent-saved", "unit.service.spawned", "unit.service.confirmed",
-       "counter.reserved"},
-    "scope": _SESSION - {"session.stop.sigkill-timeout"}
+_SESSION = {p for p in CRASHPOINTS if p.startswith(("session.", "user."))} - {
+    "session.stop.sigkill-timeout", "user.stop.sigkill-timeout"}
+_SERVICE = {"unit.new.intent-saved", "unit.service.spawned", "unit.service.confirmed"}
+# A unit the user's stop kills ends either by its own empty event or with the user's slice
+# (whichever the kernel reports first): only the state's removal is certain.
+_UNIT_ENDS = {"unit.finalize.state-removed"}
+_UNIT_STOPS = {"unit.stop.term-sent", "unit.finalize.before-remove",
+               "unit.finalize.cgroup-removed", "unit.finalize.state-removed"}
+REACHES = {  # the points each scenario surely goes through (occurrence 1): each must crash
+    "logout": _SESSION,
+    "stubborn": _SESSION | {"session.stop.sigkill-timeout"},
+    "unit": _SESSION | _SERVICE | _UNIT_ENDS | {"counter.reserved"},
+    "scope": _SESSION | _UNIT_ENDS
     | {"unit.new.intent-saved", "unit.scope.moved", "counter.reserved"},
+    "stubborn-unit": _SESSION | _SERVICE | _UNIT_ENDS | {"user.stop.sigkill-timeout"},
+    "stop-unit": _SESSION | _SERVICE | _UNIT_STOPS,
+    "stop-stubborn-unit": _SESSION | _SERVICE | _UNIT_STOPS | {"unit.stop.sigkill-timeout"},
     "linger": {"linger.set", "user.start.runtime-dir", "user.stop.term-sent",
-               "user.finalize.slice-removed", "user.finalize.runtime-dir-removed",
-               "user.finalize.state-removed"},
+               "user.finalize.before-remove", "user.finalize.slice-removed",
+               "user.finalize.runtime-dir-removed", "user.finalize.state-removed"},
 }
+# The user's and units' stop timeout, short enough for the stubborn units' SIGKILL.
+CONFIG = "[Logoutd]\nUserStopTimeoutSec=2s\n"
 # A crash before the leader is in its scope (session.create.intent-saved, …scope-created,
 # user.start.runtime-dir, counter.reserved in a create): create_session got no answer, so the
 # hook tracked the login itself (fail safe, DESIGN §10) and the restarted daemon took that
@@ -60,7 +71,11 @@ def all_cases() -> list[tuple[str, str, int]]:
 def test_crashpoints_list_matches_the_code():
     called = set()
     for path in SRC.rglob("*.py"):
-        called |= set(re.findall(r'crashpoint\("([^"]+)"\)', path.read_text()))
+        text = path.read_text()
+        called |= set(re.findall(r'crashpoint\("([^"]+)"\)', text))
+        # The stop round's points, one per owner (core/stopround.py).
+        called |= {f"{kind}{rest}" for rest in re.findall(r'crashpoint\(f"\{self\.kind\}([^"]+)"\)',
+                                                          text) for kind in ROUND_KINDS}
     assert called == set(CRASHPOINTS)
     assert len(CRASHPOINTS) == len(set(CRASHPOINTS))
 
@@ -70,6 +85,16 @@ def ctl(env: Any, words: str) -> str:
 
 
 def scenario_script(env: Any, scenario: str) -> str:
+    # env(1) starts the unit's sleep with SIGTERM ignored: only the SIGKILL ends it.
+    stubborn = "env --ignore-signal=TERM sleep"
+    if scenario == "stubborn-unit":
+        return script("nohup", extra=ctl(env, f"run --unit crashkeep -- {stubborn} 1005"))
+    if scenario == "stop-unit":
+        return script("nohup", extra=ctl(env, "run --unit crashstop -- sleep 1006") + "; "
+                      + ctl(env, "stop-unit crashstop"))
+    if scenario == "stop-stubborn-unit":  # waits out the unit's stop timeout before logout
+        return script("nohup", extra=ctl(env, f"run --unit crashkill -- {stubborn} 1007") + "; "
+                      + ctl(env, "stop-unit crashkill") + "; sleep 3")
     if scenario == "stubborn":
         return script("nohup", "stubborn")
     if scenario == "unit":
@@ -85,13 +110,18 @@ class Case:
         self.env, self.daemon, self.user, self.pam = env, daemon, user, pam
         self.point, self.n, self.scenario = point, n, scenario
         self.crashed = False
+        self.log_start = len(daemon.log())  # one daemon (and one log) serves a group's cases
+
+    def log(self) -> str:
+        """This case's part of the daemon's log."""
+        return self.daemon.log()[self.log_start:]
 
     def check_crash(self) -> None:
         """If the daemon died at the crash point, restart it without the variable."""
         if self.daemon.popen.poll() is None:
             return
         assert self.daemon.popen.returncode == -9, self.daemon.log_tail()
-        assert f"CRASHPOINT {self.point}:{self.n} reached" in self.daemon.log()
+        assert f"CRASHPOINT {self.point}:{self.n} reached" in self.log()
         assert not self.crashed, "crashed twice"
         self.crashed = True
         self.daemon.kill()  # reap and log
@@ -139,11 +169,16 @@ class Case:
                 f"{self.point}:{self.n} {self.scenario}: left {leaks}\n{d.log_tail(40)}")
             time.sleep(0.1)
         terms: dict[str, int] = {}
-        for sid in re.findall(r"Session (\w+): sent SIGTERM", d.log()):
-            terms[sid] = terms.get(sid, 0) + 1
+        for owner in re.findall(r"((?:Session|User|Unit) \S+(?: of user \S+)?): sent SIGTERM",
+                                self.log()):
+            terms[owner] = terms.get(owner, 0) + 1
         assert all(c == 1 for c in terms.values()), f"double SIGTERM: {terms}"
         assert "Traceback" not in d.log(), d.log_tail(60)
         d.stop()
+        # A point the scenario surely passes that was not reached tests nothing: a failure.
+        expected = self.n == 1 and self.point in REACHES[self.scenario]
+        assert self.crashed or not expected, (
+            f"{self.point}:{self.n} {self.scenario}: never reached\n{d.log_tail(40)}")
         return "crashed" if self.crashed else "not reached"
 
     def leaks(self) -> list[str]:
@@ -166,7 +201,7 @@ class Case:
 def run_group(env: Any, user: Any, pam: Any, start_daemon: Any, group: int) -> None:
     cases = all_cases()[group::GROUPS]
     print(f"crash cases: seed {SEED} (LOGOUTD_CRASH_SEED), group {group}: {len(cases)} cases")
-    daemon = start_daemon(start=False)
+    daemon = start_daemon(CONFIG, start=False)
     results = []
     for point, scenario, n in cases:
         outcome = Case(env, daemon, user, pam, point, n, scenario).run()
@@ -184,6 +219,10 @@ def test_crash_group_1(env, user, pam, start_daemon):
 
 def test_crash_group_2(env, user, pam, start_daemon):
     run_group(env, user, pam, start_daemon, 2)
+
+
+def test_every_crash_point_is_reached_by_a_scenario():
+    assert set().union(*REACHES.values()) == set(CRASHPOINTS)
 
 
 def test_cases_are_reproducible():

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from logoutd.config.model import Config
-from logoutd.core.context import Ports
 from logoutd.core.manager import Manager
-from logoutd.core.ports import Account
+from logoutd.core.ports import Account, Ports
 from tests.fakes import (
     FakeAudit,
     FakeCgroups,

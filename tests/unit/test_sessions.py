@@ -11,6 +11,7 @@ from logoutd.core.manager import SessionRequest
 from logoutd.core.sessions import SessionState, StopCause, is_remote_host
 from logoutd.core.users import UserState
 from logoutd.errors import InvalidArgument, LimitsExceeded, NoSuchUser, ProcessGone, SessionBusy
+from tests.fakes import FakeProcess
 from tests.unit.conftest import Core, make_core
 
 
@@ -363,3 +364,27 @@ def test_lookup_by_pid_only_below_the_managed_root(core: Core) -> None:
 def test_remote_host_rule_is_pam_systemds(host: str, remote: bool) -> None:
     """One rule for `show-session`'s Remote= and the D-Bus Remote property."""
     assert is_remote_host(host) is remote
+
+
+# Above the kernel's pid_max: an os.kill on the bare pid can never reach a real process.
+_FAKE_PID = 4_000_000
+
+
+def test_kill_leader_signals_through_the_pinned_process(core: Core) -> None:
+    leader = FakeProcess(_FAKE_PID, uid=0, cgroup=core.world.root_in_mount)
+    core.world.procs[leader.pid] = leader
+    session = core.manager.create_session(SessionRequest(uid=1000, leader=leader.pid))
+    assert session.kill("leader", signal.SIGUSR1) == 1
+    assert leader.received == [signal.SIGUSR1]
+
+
+def test_kill_leader_never_signals_a_reused_pid(core: Core) -> None:
+    leader = FakeProcess(_FAKE_PID, uid=0, cgroup=core.world.root_in_mount)
+    core.world.procs[leader.pid] = leader
+    session = core.manager.create_session(SessionRequest(uid=1000, leader=leader.pid))
+    core.world.exit(leader.pid, notify=False)  # the exit is not seen yet: the pid is reused
+    reused = FakeProcess(_FAKE_PID, uid=1000, cgroup=leader.cgroup, start_time=2)
+    core.world.procs[reused.pid] = reused
+    with pytest.raises(ProcessGone):
+        session.kill("leader", signal.SIGTERM)
+    assert reused.received == [] and reused.alive

@@ -7,6 +7,7 @@ import signal
 import pytest
 
 from logoutd.config.model import Config
+from logoutd.core.ids import BLOCK
 from logoutd.core.manager import SessionRequest
 from logoutd.core.unit import Unit, UnitKind, UnitState, unit_name
 from logoutd.core.units import MAX_STARTING
@@ -564,3 +565,12 @@ def test_lookup_by_name_is_the_callers_and_roots_only_if_unique(core: Core) -> N
                               ("nope", None, 0)):
         with pytest.raises(NoSuchUnit, match=rf"^No unit '{name}' known\.$"):
             units.lookup(name, uid, caller)
+
+
+def test_session_ids_and_unit_names_share_one_counter(core: Core) -> None:
+    """One allocator over the counter file: one reservation serves sessions and units alike."""
+    before = core.store.counter
+    session_id, shell = login(core)
+    unit = core.manager.units.start_scope(1000, shell.pid, None)
+    assert session_id == f"c{before}" and unit.name == f"run-u{before + 1}.scope"
+    assert core.store.counter == before + BLOCK  # one block reserved, not one per kind

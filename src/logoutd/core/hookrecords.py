@@ -6,8 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from logoutd.core.cgroupnames import SESSION_ID, session_scope
+
 HOOK_KIND = "hook"  # the state store's kind: RUNTIME_DIR/hook/ID.json, written by the PAM hook
-_ID = re.compile(r"[A-Za-z0-9]+")
+_ID = re.compile(SESSION_ID)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class HookRecord:
 
     @property
     def scope(self) -> str:
-        return f"user.slice/user-{self.uid}.slice/session-{self.id}.scope"
+        return session_scope(self.uid, self.id)
 
 
 def parse_hook_record(key: str, raw: dict[str, Any]) -> HookRecord:

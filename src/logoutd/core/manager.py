@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
 from logoutd.config.model import Config
-from logoutd.core.context import Context, Ports, log
-from logoutd.core.decision import KillDecision, StopAction
+from logoutd.core.cgroupnames import (
+    USERS,
+    scope_session,
+    session_in_path,
+    session_scope,
+    slice_uid,
+    uid_in_path,
+    user_slice,
+)
+from logoutd.core.context import Context, log
 from logoutd.core.hookrecords import HOOK_KIND, parse_hook_record
+from logoutd.core.ids import Counter
 from logoutd.core.leftovers import LeftoverLog
 from logoutd.core.policy import PolicyDecision, may_linger_self
-from logoutd.core.ports import Account, StoredRecord
+from logoutd.core.ports import Account, Ports, StoredRecord
 from logoutd.core.sessions import Session, SessionState, StopCause
 from logoutd.core.units import Units
 from logoutd.core.users import User
@@ -29,11 +37,8 @@ from logoutd.errors import (
     SessionBusy,
 )
 
-_USER_SLICE = re.compile(r"/user\.slice/user-(\d+)\.slice(/|$)")
-_SESSION_SCOPE = re.compile(r"/session-([A-Za-z0-9]+)\.scope(/|$)")
 SESSION_TYPES = ("unspecified", "tty", "x11", "wayland", "mir", "web")
 SESSION_CLASSES = ("user", "greeter", "lock-screen", "background")
-COUNTER_BLOCK = 64
 
 
 class Listener(Protocol):
@@ -64,13 +69,12 @@ class Manager:
     def __init__(self, ports: Ports, config: Config) -> None:
         self.ports = ports
         self.leftovers = LeftoverLog(ports.store)
-        self.ctx = Context(ports, config, self._session_removed, self._user_removed, self.leftovers,
-                           self._keep_tree)
+        self.ctx = Context(ports, config, self.leftovers, self._keep_tree)
         self.sessions: dict[str, Session] = {}
         self.users: dict[int, User] = {}
         self._by_leader: dict[int, Session] = {}  # release_session looks up by leader pid
-        self._counter = (0, 0)
-        self.units = Units(self.ctx, self.users, self._get_or_add_user)
+        self._counter = Counter(ports.store)
+        self.units = Units(self.ctx, self.users, self._get_or_add_user, self._counter)
         self.listeners: list[Listener] = []
 
     @property
@@ -122,7 +126,7 @@ class Manager:
             session = Session(
                 ctx=self.ctx,
                 user=user,
-                id=self._pick_id(request.leader, user.slice),
+                id=self._pick_id(request.leader, user.uid),
                 leader_pid=request.leader,
                 leader=leader,
                 service=request.service,
@@ -149,33 +153,29 @@ class Manager:
     def _check_not_in_session(self, pid: int) -> None:
         """su/sudo inside a session: the leader already runs in one of our user slices."""
         path = self._below_root(self.ports.processes.cgroup_of(pid))
-        if path is not None and _USER_SLICE.search(path):
+        if path is not None and uid_in_path(path) is not None:
             raise SessionBusy("Already running in a session or user slice")
 
-    def _pick_id(self, leader: int, user_slice: str) -> str:
+    def _pick_id(self, leader: int, uid: int) -> str:
         """The audit session id, else c<N>; never one in use or with a scope already there (the
         PAM hook's, made while logoutd did not answer, or a leftover)."""
 
         def free(candidate: str) -> bool:
             return candidate not in self.sessions and not self.ports.cgroups.exists(
-                f"{user_slice}/session-{candidate}.scope")
+                session_scope(uid, candidate))
 
         audit = self.ports.processes.audit_session_id(leader)
         if audit is not None and free(str(audit)):
             return str(audit)
         while True:
-            first, limit = self._counter
-            if first >= limit:
-                first, limit = self.ports.store.reserve_counter(COUNTER_BLOCK)
-            self._counter = (first + 1, limit)
-            candidate = f"c{first}"
+            candidate = f"c{self._counter.take()}"
             if free(candidate):
                 return candidate
 
     def _get_or_add_user(self, account: Any) -> User:
         user = self.users.get(account.uid)
         if user is None or user.finalized:
-            user = User(self.ctx, account)
+            user = User(self.ctx, account, on_removed=self._user_removed)
             self.users[account.uid] = user
             self._tell(lambda listener: listener.user_new(user))
         return user
@@ -219,14 +219,14 @@ class Manager:
     def session_by_pid(self, pid: int) -> Session | None:
         """The session whose scope holds pid (from its cgroup, never from what it claims)."""
         path = self._cgroup_below_root(pid)
-        match = _SESSION_SCOPE.search(path) if path is not None else None
-        return self.sessions.get(match.group(1)) if match else None
+        session_id = session_in_path(path) if path is not None else None
+        return self.sessions.get(session_id) if session_id is not None else None
 
     def user_by_pid(self, pid: int) -> User | None:
         """The user whose slice holds pid: a session, a unit, or the slice itself."""
         path = self._cgroup_below_root(pid)
-        match = _USER_SLICE.search(path) if path is not None else None
-        user = self.users.get(int(match.group(1))) if match else None
+        uid = uid_in_path(path) if path is not None else None
+        user = self.users.get(uid) if uid is not None else None
         return user if user is not None and not user.finalized else None
 
     def session_by_leader(self, pid: int) -> Session | None:
@@ -278,6 +278,7 @@ class Manager:
     # -- callbacks from sessions and users ----------------------------------------------
 
     def _add(self, session: Session) -> None:
+        session.on_removed = self._session_removed
         self.sessions[session.id] = session
         if session.leader_pid:
             self._by_leader[session.leader_pid] = session
@@ -290,8 +291,8 @@ class Manager:
             del self._by_leader[session.leader_pid]
         session.user.sessions.pop(session.id, None)
 
-    def _keep_tree(self, user: User, pids: Sequence[int], name: str) -> None:
-        self.units.adopt(user, pids, name)
+    def _keep_tree(self, uid: int, pids: Sequence[int], name: str) -> None:
+        self.units.adopt(self.users[uid], pids, name)
 
     def _session_removed(self, session: Session) -> None:
         self._forget(session)
@@ -330,13 +331,7 @@ class Manager:
                 log.warning("Saved user %s no longer exists, dropping it.", uid)
                 self.ports.store.remove("users", str(uid))
                 return
-            user = self._get_or_add_user(account)
-            user.runtime_path = str(record.get("runtime_path") or "")
-            user.timestamp = float(record.get("timestamp") or 0.0)
-            user.started = True
-            user.stopping = bool(record.get("stopping"))
-            sigkill_at = record.get("sigkill_at")
-            user.sigkill_at = float(sigkill_at) if sigkill_at is not None else None
+            self._get_or_add_user(account).load_record(record)
         except (KeyError, TypeError, ValueError) as e:
             log.warning("Ignoring unreadable saved user %r: %s", record.get("uid"), e)
 
@@ -350,35 +345,11 @@ class Manager:
             user = self._get_or_add_user(account)
             if not user.started:
                 user.started = True
-            leader_pid = int(record["leader_pid"])
-            start = record.get("leader_start")
-            leader = self.ports.processes.repin(leader_pid, int(start)) if start is not None else None
-            session = Session(
-                ctx=self.ctx,
-                user=user,
-                id=session_id,
-                leader_pid=leader_pid,
-                leader=leader,
-                service=str(record.get("service", "")),
-                tty=str(record.get("tty", "")),
-                remote_host=str(record.get("remote_host", "")),
-                remote_user=str(record.get("remote_user", "")),
-                type=str(record.get("type", "unspecified")),
-                class_=str(record.get("class", "user")),
-                timestamp=float(record.get("timestamp", 0.0)),
-                started=True,
-                stopping=bool(record.get("stopping")),
-                released_at=_opt_float(record.get("released_at")),
-                stop_cause=StopCause(record["stop_cause"]) if record.get("stop_cause") else None,
-                term_sent=bool(record.get("term_sent")),
-                sigkill_at=_opt_float(record.get("sigkill_at")),
-                sigkill_sent=bool(record.get("sigkill_sent")),
-            )
-            if record.get("action"):
-                session.decision = KillDecision(StopAction(record["action"]), str(record["reason"]))
+            session = Session.from_record(self.ctx, user, record)
         except (KeyError, TypeError, ValueError) as e:
             log.warning("Ignoring unreadable saved session %r: %s", record.get("id"), e)
             return
+        leader = session.leader
         if not record.get("started"):
             # Crashed between saving the intent and moving the leader: finish or undo.
             in_scope = leader is not None and self.ports.cgroups.exists(session.scope) and (
@@ -401,25 +372,25 @@ class Manager:
     def _adopt_orphan_scopes(self) -> None:
         """Scopes with no saved session (a crash before the first save): stop them unforced."""
         cgroups = self.ports.cgroups
-        if not cgroups.exists("user.slice"):
+        if not cgroups.exists(USERS):
             return
-        for slice_name in cgroups.children("user.slice"):
-            match = re.fullmatch(r"user-(\d+)\.slice", slice_name)
-            if not match:
+        for slice_name in cgroups.children(USERS):
+            uid = slice_uid(slice_name)
+            if uid is None:
                 continue
-            account = self.ports.userdb.by_uid(int(match.group(1)))
+            account = self.ports.userdb.by_uid(uid)
             if account is not None and account.uid not in self.users:
                 # A crash after creating the slice, before saving the user: collect it.
                 log.info("Adopting orphan slice %s.", slice_name)
                 self._get_or_add_user(account).started = True
-            for child in cgroups.children(f"user.slice/{slice_name}"):
-                scope = re.fullmatch(r"session-([A-Za-z0-9]+)\.scope", child)
-                if not scope or scope.group(1) in self.sessions:
+            for child in cgroups.children(user_slice(uid)):
+                session_id = scope_session(child)
+                if session_id is None or session_id in self.sessions:
                     continue
                 if account is None:
                     log.warning("Orphan scope %s of an unknown uid, leaving it.", child)
                     continue
-                path = f"user.slice/{slice_name}/{child}"
+                path = session_scope(uid, session_id)
                 if not cgroups.is_populated(path) and cgroups.remove(path):
                     # Nothing to stop. (Also: a PAM hook that claimed it a moment ago, while we
                     # were not answering, and has not written its record yet: it makes the
@@ -428,7 +399,7 @@ class Manager:
                     continue
                 user = self._get_or_add_user(account)
                 user.started = True
-                session = Session(ctx=self.ctx, user=user, id=scope.group(1), leader_pid=0,
+                session = Session(ctx=self.ctx, user=user, id=session_id, leader_pid=0,
                                   started=True, timestamp=self.ports.clock.now())
                 log.info("Adopting orphan scope of session %s.", session.id)
                 self._add(session)
@@ -533,10 +504,6 @@ class Manager:
 
 def _session_new(listener: Listener, session: Session) -> None:
     listener.session_new(session)
-
-
-def _opt_float(value: Any) -> float | None:
-    return float(value) if value is not None else None
 
 
 def _type_and_class(request: SessionRequest) -> tuple[str, str]:

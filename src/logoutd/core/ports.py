@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from logoutd.errors import LogoutdError, NotAvailable
@@ -57,6 +57,10 @@ class ProcessTable(Protocol):
         ...
 
     def is_alive(self, ref: ProcessRef) -> bool: ...
+
+    def signal(self, ref: ProcessRef, signo: int) -> None:
+        """Send signo through the pinned pidfd; raise ProcessGone if the process has exited."""
+        ...
 
     def watch_exit(self, ref: ProcessRef, callback: Callable[[], None]) -> None: ...
 
@@ -255,3 +259,17 @@ class UserFiles(Protocol):
         """Remove SysV and POSIX IPC objects owned by uid; returns how many SysV ones (POSIX
         ones may go in the background)."""
         ...
+
+
+@dataclass
+class Ports:
+    """Every port the core reaches the system through."""
+
+    clock: Clock
+    processes: ProcessTable
+    cgroups: CgroupTree
+    store: StateStore
+    userdb: UserDb
+    userfiles: UserFiles
+    audit: AuditLog  # AuditFile: syslog always, the JSON-lines file with AuditLog=
+    spawner: Spawner = field(default_factory=NoSpawner)

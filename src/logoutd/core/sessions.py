@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
-import math
-import os
-import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from logoutd.core.autokeep import keep_trees
+from logoutd.core.cgroupnames import session_scope
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
@@ -22,14 +21,11 @@ from logoutd.core.leftovers import (
 )
 from logoutd.core.policy import may_keep
 from logoutd.core.ports import ProcessRef
+from logoutd.core.stopround import SESSION_SIGNALS, StopRound
 from logoutd.core.timers import Timers
+from logoutd.core.userref import UserRef
 from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument, LogoutdError, ProcessGone
-
-if TYPE_CHECKING:
-    from logoutd.core.users import User
-
-TERM_SIGNALS = (signal.SIGTERM, signal.SIGCONT, signal.SIGHUP)
 
 
 class SessionState(enum.StrEnum):
@@ -59,10 +55,23 @@ def is_remote_host(host: str) -> bool:
     return bool(host) and host not in _LOCALHOST and not host.rstrip(".").endswith(".localhost")
 
 
+class Owner(UserRef, Protocol):
+    """The user as its sessions see it."""
+
+    @property
+    def slice(self) -> str: ...
+    @property
+    def runtime_path(self) -> str: ...
+    @property
+    def sessions(self) -> dict[str, Session]: ...
+    def add_session(self, session: Session) -> None: ...
+    def remove_session(self, session: Session) -> None: ...
+
+
 @dataclass(eq=False)
 class Session:
     ctx: Context
-    user: User
+    user: Owner
     id: str
     leader_pid: int
     service: str = ""
@@ -78,18 +87,25 @@ class Session:
     released_at: float | None = None
     stop_cause: StopCause | None = None
     decision: KillDecision | None = None
-    term_sent: bool = False
-    sigkill_at: float | None = None
-    sigkill_sent: bool = False
     finalized: bool = False
+    # Set by the manager: told once the session is finalized (it tells the user and listeners).
+    on_removed: Callable[[Session], None] | None = field(default=None, repr=False)
     timers: Timers = field(init=False, repr=False)
+    round: StopRound = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.timers = Timers(self.ctx.ports.clock)
+        self.round = StopRound("session", f"Session {self.id}", self.scope, SESSION_SIGNALS,
+                               {"session": self.id, "user": self.user.name}, self.ctx.ports,
+                               self.timers, self._checkpoint, self.gc)
+
+    @property
+    def term_sent(self) -> bool:
+        return self.round.term_sent
 
     @property
     def scope(self) -> str:
-        return f"{self.user.slice}/session-{self.id}.scope"
+        return session_scope(self.user.uid, self.id)
 
     @property
     def state(self) -> SessionState:
@@ -162,9 +178,9 @@ class Session:
         self._watch()
         if self.stopping:
             if self.decision is not None and self.decision.kill and not self.term_sent:
-                self._kill()
-            elif self.sigkill_at is not None and not self.sigkill_sent:
-                self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
+                self._kill()  # the decision was saved, the round not yet
+            else:
+                self.round.resume()
         elif self.leader is None:
             log.info("Leader of session %s exited while logoutd was down.", self.id)
             self.stop(StopCause.LEADER_EXIT)
@@ -222,40 +238,7 @@ class Session:
         self.gc()
 
     def _kill(self) -> None:
-        cgroups, clock = self.ctx.ports.cgroups, self.ctx.ports.clock
-        # The stop timeout counts from the start of the SIGTERM round, not its end.
-        deadline = clock.now() + self.ctx.config.session_stop_timeout_sec
-        # Persist the round (and its SIGKILL deadline) before sending it: a crash during or
-        # after the round never sends it twice; after a restart the deadline kills what is left.
-        self.term_sent = True
-        if deadline != math.inf:
-            self.sigkill_at = deadline
-        self._checkpoint()
-        signalled = cgroups.signal_all(self.scope, TERM_SIGNALS)
-        if signalled:
-            log.info("Session %s: sent SIGTERM, SIGCONT, SIGHUP to %d processes.", self.id, signalled)
-            self.ctx.ports.audit.record("signalled", session=self.id, user=self.user.name,
-                                        signals=["SIGTERM", "SIGCONT", "SIGHUP"], count=signalled)
-        crashpoint("session.stop.term-sent")
-        if cgroups.is_populated(self.scope):
-            self.timers.arm_at("sigkill", deadline, self._on_sigkill_timeout)
-
-    def _on_sigkill_timeout(self) -> None:
-        if self.finalized:
-            return
-        crashpoint("session.stop.sigkill-timeout")
-        cgroups, audit = self.ctx.ports.cgroups, self.ctx.ports.audit
-        if cgroups.is_populated(self.scope):
-            # Counting reads every pid: only for the audit log, and then before the kill.
-            left = len(cgroups.pids(self.scope)) if audit.detailed else None
-            cgroups.kill(self.scope)
-            log.info("Session %s: stop timed out, killed what was left (cgroup.kill).", self.id)
-            counted = {"count": left} if left is not None else {}
-            audit.record("signalled", session=self.id, user=self.user.name, signals=["SIGKILL"],
-                         **counted)
-        self.sigkill_sent = True
-        self._checkpoint()
-        self.gc()
+        self.round.start(self.ctx.config.session_stop_timeout_sec)
 
     def _auto_keep(self) -> None:
         """AutoKeep=: move listed executables' process trees to scopes of the user's own."""
@@ -273,7 +256,7 @@ class Session:
             if not policy.allowed:
                 log.info("Session %s: not keeping process %d (AutoKeep=): %s.", self.id, root, policy.rule)
                 continue
-            self.ctx.keep_tree(self.user, pids, name)
+            self.ctx.keep_tree(self.user.uid, pids, name)
             log.info("Session %s: kept process %d and %d children in %s of user %s (AutoKeep=).",
                      self.id, root, len(pids) - 1, name, self.user.name)
 
@@ -318,8 +301,8 @@ class Session:
             if self.leader is None:
                 raise ProcessGone(f"The leader of session {self.id} has exited.")
             try:
-                os.kill(self.leader.pid, signo)
-            except ProcessLookupError:
+                self.ctx.ports.processes.signal(self.leader, signo)
+            except ProcessGone:
                 raise ProcessGone(f"The leader of session {self.id} has exited.") from None
             return 1
         if who != "all":
@@ -360,7 +343,8 @@ class Session:
         crashpoint("session.finalize.state-removed")
         log.info("Removed session %s.", self.id)
         self.ctx.ports.audit.record("session-removed", session=self.id, user=self.user.name)
-        self.ctx.on_session_removed(self)
+        if self.on_removed is not None:
+            self.on_removed(self)
 
     # -- events --------------------------------------------------------------------------
 
@@ -398,6 +382,36 @@ class Session:
 
     # -- timers and persistence ----------------------------------------------------------
 
+    @classmethod
+    def from_record(cls, ctx: Context, user: Owner, record: dict[str, Any]) -> Session:
+        """The session `to_record` saved, its leader re-pinned if it still runs (else None);
+        KeyError, TypeError or ValueError for a record it cannot read."""
+        leader_pid = int(record["leader_pid"])
+        start = record.get("leader_start")
+        session = cls(
+            ctx=ctx,
+            user=user,
+            id=str(record["id"]),
+            leader_pid=leader_pid,
+            service=str(record.get("service", "")),
+            tty=str(record.get("tty", "")),
+            remote_host=str(record.get("remote_host", "")),
+            remote_user=str(record.get("remote_user", "")),
+            type=str(record.get("type", "unspecified")),
+            class_=str(record.get("class", "user")),
+            timestamp=float(record.get("timestamp", 0.0)),
+            started=True,
+            stopping=bool(record.get("stopping")),
+            released_at=_opt_float(record.get("released_at")),
+            stop_cause=StopCause(record["stop_cause"]) if record.get("stop_cause") else None,
+        )
+        session.round.from_record(record)
+        if record.get("action"):
+            session.decision = KillDecision(StopAction(record["action"]), str(record["reason"]))
+        # Last: nothing after it can fail and leave the leader pinned.
+        session.leader = ctx.ports.processes.repin(leader_pid, int(start)) if start is not None else None
+        return session
+
     def to_record(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -417,9 +431,7 @@ class Session:
             "stop_cause": self.stop_cause,
             "action": self.decision.action if self.decision else None,
             "reason": self.decision.reason if self.decision else None,
-            "term_sent": self.term_sent,
-            "sigkill_at": self.sigkill_at,
-            "sigkill_sent": self.sigkill_sent,
+            **self.round.to_record(),
         }
 
     def save(self) -> None:
@@ -429,3 +441,7 @@ class Session:
     def _checkpoint(self) -> None:
         """Save on the stop path: a failure is logged and retried, and the stop goes on."""
         checkpoint(f"Session {self.id}", self.save, self.timers)
+
+
+def _opt_float(value: Any) -> float | None:
+    return float(value) if value is not None else None

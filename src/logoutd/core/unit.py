@@ -8,26 +8,25 @@ user@UID.service subtree), never with a session. A service also ends with its ma
 from __future__ import annotations
 
 import enum
-import math
 import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from logoutd.core.cgroupnames import unit_cgroup
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.ports import ProcessRef
+from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
 from logoutd.core.timers import Timers
+from logoutd.core.userref import UserRef
+from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from logoutd.core.users import User
 
 NAME_MAX = 200  # bytes, suffix included
 _NAME = re.compile(r"[A-Za-z0-9:_.@-]+")
 UNIT_PATH = "/usr/local/bin:/usr/bin:/bin"
-COUNTER_BLOCK = 16
 
 
 class UnitKind(enum.StrEnum):
@@ -72,30 +71,45 @@ def unit_name(name: str, kind: UnitKind) -> str:
     return full
 
 
+class Owner(UserRef, Protocol):
+    """The user as its units see it."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def units(self) -> dict[str, Unit]: ...
+    @property
+    def lingering(self) -> bool: ...  # units outlive the last session only with linger
+    def gc(self) -> None: ...
+
+
 @dataclass(eq=False)
 class Unit:
     ctx: Context
-    user: User
+    user: Owner
     kind: UnitKind
     name: str
     created: float = 0.0
     state: UnitState = UnitState.ACTIVE
     main: ProcessRef | None = None  # services: the spawned process, while it runs
     log_path: str = ""  # services: stdout and stderr, appended
-    sigkill_at: float | None = None
     exit_status: int | None = None  # services: the main process's exit code (< 0: its signal)
     main_lost: bool = False  # restored: the main process exited while logoutd was down
     spawning: bool = False  # the spawner has not said yet whether the child exec'd
     finalized: bool = False
     on_finished: Callable[[Unit], None] | None = field(default=None, repr=False)
     timers: Timers = field(init=False, repr=False)
+    round: StopRound = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.timers = Timers(self.ctx.ports.clock)
+        self.round = StopRound("unit", f"Unit {self.name} of user {self.user.name}", self.cgroup,
+                               SERVICE_SIGNALS, {"user": self.user.name, "unit": self.name},
+                               self.ctx.ports, self.timers, self._checkpoint, self.gc)
 
     @property
     def cgroup(self) -> str:
-        return f"{self.user.service}/app.slice/{self.name}"
+        return unit_cgroup(self.user.uid, self.name)
 
     @property
     def key(self) -> str:
@@ -119,8 +133,7 @@ class Unit:
             self.start_failed()
             return
         self.watch()
-        if self.sigkill_at is not None:
-            self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
+        self.round.resume()
         if self.main_lost and self.state is UnitState.ACTIVE and not self.may_gc():
             log.info("Unit %s: main process exited while logoutd was down, stopping the rest.",
                      self.name)
@@ -163,20 +176,11 @@ class Unit:
 
     def stop(self) -> int:
         """stop-unit: SIGTERM and SIGCONT to every process, SIGKILL after UserStopTimeoutSec=."""
-        cgroups = self.ctx.ports.cgroups
         count = 0
         if self.state is not UnitState.STOPPING:
             self.state = UnitState.STOPPING
-            timeout = self.ctx.config.user_stop_timeout_sec
-            if timeout != math.inf:  # counted from the SIGTERM round's start, as for sessions
-                self.sigkill_at = self.ctx.ports.clock.now() + timeout
-            # Saved before signalling: a crash during the round still kills at the deadline.
-            self._checkpoint()
-            count = cgroups.signal_all(self.cgroup, (signal.SIGTERM, signal.SIGCONT))
-            if self.sigkill_at is not None and cgroups.is_populated(self.cgroup):
-                self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
-            log.info("Unit %s of user %s stopping: sent SIGTERM to %d processes.",
-                     self.name, self.user.name, count)
+            log.info("Unit %s of user %s stopping.", self.name, self.user.name)
+            count = self.round.start(self.ctx.config.user_stop_timeout_sec)  # saves the state
         self.gc()
         return count
 
@@ -185,12 +189,6 @@ class Unit:
         if self.state is not UnitState.STOPPING:
             self.state = UnitState.STOPPING
             self._checkpoint()
-
-    def _on_sigkill_timeout(self) -> None:
-        if not self.finalized and self.ctx.ports.cgroups.is_populated(self.cgroup):
-            log.info("Unit %s: stop timed out, killing what is left (cgroup.kill).", self.name)
-            self.ctx.ports.cgroups.kill(self.cgroup)
-        self.gc()
 
     def _on_main_exit(self) -> None:
         """A service ends with its main process, as systemd's Type=simple: what it left
@@ -229,8 +227,12 @@ class Unit:
 
     def finalize(self) -> None:
         """Remove the cgroup and the state; the user may then be collected."""
-        if self.finalized or not self.ctx.ports.cgroups.remove(self.cgroup):
+        if self.finalized:
             return
+        crashpoint("unit.finalize.before-remove")
+        if not self.ctx.ports.cgroups.remove(self.cgroup):
+            return  # a process slipped in; the next empty event brings us back
+        crashpoint("unit.finalize.cgroup-removed")
         self.forget()
         log.info("Unit %s of user %s finished.", self.name, self.user.name)
         if self.on_finished is not None:
@@ -249,10 +251,30 @@ class Unit:
             ports.processes.release(self.main)
             self.main = None
         ports.store.remove("units", self.key)
+        crashpoint("unit.finalize.state-removed")
         if self.user.units.get(self.name) is self:
             del self.user.units[self.name]
 
     # -- persistence -----------------------------------------------------------------------
+
+    @classmethod
+    def from_record(cls, ctx: Context, user: Owner, record: dict[str, Any]) -> Unit:
+        """The unit `to_record` saved, its main process re-pinned if it still runs; KeyError,
+        TypeError, ValueError or InvalidArgument (a bad name) for a record it cannot read."""
+        kind = UnitKind(record["kind"])
+        name = unit_name(str(record["name"]), kind)
+        main_pid, start = record.get("main_pid"), record.get("main_start")
+        status = record.get("exit_status")
+        unit = cls(ctx, user, kind, name, created=float(record.get("created") or 0.0),
+                   state=UnitState(record.get("state", "active")),
+                   log_path=str(record.get("log_path") or ""),
+                   exit_status=int(status) if status is not None else None)
+        unit.round.from_record(record)
+        # Last: nothing after it can fail and leave the process pinned.
+        if main_pid is not None and start is not None:
+            unit.main = ctx.ports.processes.repin(int(main_pid), int(start))
+        unit.main_lost = kind is UnitKind.SERVICE and main_pid is not None and unit.main is None
+        return unit
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -264,7 +286,7 @@ class Unit:
             "main_pid": self.main.pid if self.main is not None else None,
             "main_start": self.main.start_time if self.main is not None else None,
             "log_path": self.log_path,
-            "sigkill_at": self.sigkill_at,
+            **self.round.to_record(),
             "exit_status": self.exit_status,
         }
 

@@ -9,11 +9,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from logoutd.core.cgroupnames import unit_cgroup
 from logoutd.core.context import Context, log
+from logoutd.core.ids import Counter
 from logoutd.core.policy import may_keep
 from logoutd.core.ports import Account, SpawnRequest
 from logoutd.core.unit import (
-    COUNTER_BLOCK,
     UNIT_PATH,
     Unit,
     UnitKind,
@@ -49,11 +50,11 @@ class Units:
     """Creates, finds and restores units; the users own them (user.units)."""
 
     def __init__(self, ctx: Context, users: Mapping[int, User],
-                 get_or_add_user: Callable[[Account], User]) -> None:
+                 get_or_add_user: Callable[[Account], User], counter: Counter) -> None:
         self.ctx = ctx
         self._users = users
         self._get_or_add_user = get_or_add_user
-        self._counter = (0, 0)
+        self._counter = counter
         self.finished: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def _finished(self, unit: Unit) -> None:
@@ -142,8 +143,7 @@ class Units:
         was reused), the new one gets a suffix rather than replacing it."""
         full = unit_name(name, UnitKind.SCOPE)
         base, suffix = full.removesuffix(".scope"), 1
-        while full in user.units or self.ctx.ports.cgroups.exists(
-                f"{user.service}/app.slice/{full}"):
+        while full in user.units or self.ctx.ports.cgroups.exists(unit_cgroup(user.uid, full)):
             suffix += 1
             full = f"{base}-{suffix}.scope"
         unit = self._new(user, UnitKind.SCOPE, full)
@@ -248,21 +248,13 @@ class Units:
     def _name(self, user: User, name: str | None, kind: UnitKind) -> str:
         if name is None or name == "":
             while True:
-                full = f"run-u{self._next_number()}.{kind}"
+                full = f"run-u{self._counter.take()}.{kind}"
                 if full not in user.units:
                     return full
         full = unit_name(name, kind)
-        if full in user.units or self.ctx.ports.cgroups.exists(
-                f"{user.service}/app.slice/{full}"):
+        if full in user.units or self.ctx.ports.cgroups.exists(unit_cgroup(user.uid, full)):
             raise UnitExists(f"Unit {full} already exists.")
         return full
-
-    def _next_number(self) -> int:
-        first, limit = self._counter
-        if first >= limit:
-            first, limit = self.ctx.ports.store.reserve_counter(COUNTER_BLOCK)
-        self._counter = (first + 1, limit)
-        return first
 
     def _authorize(self, user: User, full: str) -> None:
         ports = self.ctx.ports
@@ -304,33 +296,21 @@ class Units:
         ports = self.ctx.ports
         try:
             uid = int(record["uid"])
-            kind = UnitKind(record["kind"])
-            name = unit_name(str(record["name"]), kind)
             account = ports.userdb.by_uid(uid)
             if account is None:
                 raise ValueError(f"uid {uid} no longer exists")
             user = self._get_or_add_user(account)
             user.started = True
-            main_pid, start = record.get("main_pid"), record.get("main_start")
-            main = (ports.processes.repin(int(main_pid), int(start))
-                    if main_pid is not None and start is not None else None)
-            sigkill_at = record.get("sigkill_at")
-            unit = Unit(self.ctx, user, kind, name, created=float(record.get("created") or 0.0),
-                        state=UnitState(record.get("state", "active")), main=main,
-                        log_path=str(record.get("log_path") or ""),
-                        sigkill_at=float(sigkill_at) if sigkill_at is not None else None,
-                        on_finished=self._finished)
-            status = record.get("exit_status")
-            unit.exit_status = int(status) if status is not None else None
-            unit.main_lost = kind is UnitKind.SERVICE and main_pid is not None and main is None
+            unit = Unit.from_record(self.ctx, user, record)
         except (KeyError, TypeError, ValueError, LogoutdError) as e:
             log.warning("Ignoring unreadable saved unit %r: %s", record.get("name"), e)
             return None
+        unit.on_finished = self._finished
         if not ports.cgroups.exists(unit.cgroup):
-            log.info("Unit %s vanished while logoutd was down.", name)
+            log.info("Unit %s vanished while logoutd was down.", unit.name)
             ports.store.remove("units", unit.key)
-            if main is not None:
-                ports.processes.release(main)
+            if unit.main is not None:
+                ports.processes.release(unit.main)
             return None
-        user.units[name] = unit
+        user.units[unit.name] = unit
         return unit

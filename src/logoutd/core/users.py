@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import enum
-import math
-import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from logoutd.core.cgroupnames import user_service, user_slice
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.ports import Account
+from logoutd.core.sessions import Session, SessionState, StopCause
+from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
 from logoutd.core.timers import Timers
+from logoutd.core.unit import Unit
 from logoutd.crashpoints import crashpoint
-
-if TYPE_CHECKING:
-    from logoutd.core.sessions import Session
-    from logoutd.core.unit import Unit
 
 SYSTEM_UID_MAX = 999  # Debian's; RemoveIPC= spares system users
 
@@ -39,12 +38,18 @@ class User:
     timestamp: float = 0.0
     started: bool = False
     stopping: bool = False
-    sigkill_at: float | None = None
     finalized: bool = False
+    # Set by the manager: told once the user is finalized.
+    on_removed: Callable[[User], None] | None = field(default=None, repr=False)
     timers: Timers = field(init=False, repr=False)
+    round: StopRound = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.timers = Timers(self.ctx.ports.clock)
+        # The whole user@UID.service subtree: every unit of the user, whatever its own state.
+        self.round = StopRound("user", f"User {self.name}", self.service, SERVICE_SIGNALS,
+                               {"user": self.name}, self.ctx.ports, self.timers,
+                               self._checkpoint, self._try_finalize)
 
     @property
     def uid(self) -> int:
@@ -56,11 +61,11 @@ class User:
 
     @property
     def slice(self) -> str:
-        return f"user.slice/user-{self.uid}.slice"
+        return user_slice(self.uid)
 
     @property
     def service(self) -> str:
-        return f"{self.slice}/user@{self.uid}.service"
+        return user_service(self.uid)
 
     @property
     def lingering(self) -> bool:
@@ -68,8 +73,6 @@ class User:
 
     @property
     def state(self) -> UserState:
-        from logoutd.core.sessions import SessionState
-
         if self.stopping:
             return UserState.CLOSING
         if not self.started:
@@ -91,8 +94,7 @@ class User:
         if self.stopping:
             # A login while the user was stopping revives it, as logind's user_start() does.
             self.stopping = False
-            self.sigkill_at = None
-            self.timers.cancel("sigkill")
+            self.round.cancel()
         ports = self.ctx.ports
         ports.cgroups.create(self.slice)
         self.runtime_path = ports.userfiles.create_runtime_dir(self.account)
@@ -104,8 +106,8 @@ class User:
 
     def resume(self) -> None:
         self.ctx.ports.cgroups.watch_empty(self.slice, self._on_slice_event)
-        if self.stopping and self.sigkill_at is not None:
-            self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
+        if self.stopping:
+            self.round.resume()
 
     def add_session(self, session: Session) -> None:
         self.sessions[session.id] = session
@@ -133,8 +135,6 @@ class User:
 
     def stop(self, force: bool) -> None:
         """Stop every session (forced for terminate-user), then the user's own units."""
-        from logoutd.core.sessions import StopCause
-
         self.timers.cancel("stop-delay")
         for session in list(self.sessions.values()):
             if force:
@@ -144,26 +144,7 @@ class User:
         self.stopping = True
         for unit in list(self.units.values()):
             unit.user_stopping()
-        cgroups = self.ctx.ports.cgroups
-        if cgroups.exists(self.service):
-            timeout = self.ctx.config.user_stop_timeout_sec
-            if timeout != math.inf:  # counted from the SIGTERM round's start, as for sessions
-                self.sigkill_at = self.ctx.ports.clock.now() + timeout
-            # Saved before signalling: a crash during the round still kills at the deadline.
-            self._checkpoint()
-            count = cgroups.signal_all(self.service, (signal.SIGTERM, signal.SIGCONT))
-            if count:
-                log.info("User %s: sent SIGTERM to %d processes of its units.", self.name, count)
-            if self.sigkill_at is not None and cgroups.is_populated(self.service):
-                self.timers.arm_at("sigkill", self.sigkill_at, self._on_sigkill_timeout)
-        self._checkpoint()
-        crashpoint("user.stop.term-sent")
-        self._try_finalize()
-
-    def _on_sigkill_timeout(self) -> None:
-        if not self.finalized and self.ctx.ports.cgroups.exists(self.service):
-            log.info("User %s: stop timed out, killing what is left.", self.name)
-            self.ctx.ports.cgroups.kill(self.service)
+        self.round.start(self.ctx.config.user_stop_timeout_sec)  # saves `stopping` with it
         self._try_finalize()
 
     def _on_slice_event(self) -> None:
@@ -182,6 +163,7 @@ class User:
     def finalize(self) -> None:
         """Remove runtime dir, IPC objects (non-system users), slice and state."""
         ports = self.ctx.ports
+        crashpoint("user.finalize.before-remove")
         if not ports.cgroups.remove(self.slice):
             return
         crashpoint("user.finalize.slice-removed")
@@ -200,7 +182,16 @@ class User:
         crashpoint("user.finalize.state-removed")
         log.info("User %s logged out.", self.name)
         ports.audit.record("user-removed", user=self.name, uid=self.uid)
-        self.ctx.on_user_removed(self)
+        if self.on_removed is not None:
+            self.on_removed(self)
+
+    def load_record(self, record: dict[str, Any]) -> None:
+        """Take back what `to_record` saved (after a restart: the user had started)."""
+        self.runtime_path = str(record.get("runtime_path") or "")
+        self.timestamp = float(record.get("timestamp") or 0.0)
+        self.started = True
+        self.stopping = bool(record.get("stopping"))
+        self.round.from_record(record)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -211,7 +202,7 @@ class User:
             "runtime_path": self.runtime_path,
             "timestamp": self.timestamp,
             "stopping": self.stopping,
-            "sigkill_at": self.sigkill_at,
+            **self.round.to_record(),
         }
 
     def save(self) -> None:

@@ -16,9 +16,8 @@ from logoutd.api.connections import ROOT_LIMITS, USER_LIMITS, MemoryReturn, fitt
 from logoutd.api.server import ApiServer
 from logoutd.api.service import DaemonInfo, Service
 from logoutd.config.parse import ConfigResult, load_config
-from logoutd.core.context import Ports
 from logoutd.core.manager import Manager
-from logoutd.core.ports import SpawnDone
+from logoutd.core.ports import Ports, SpawnDone
 from logoutd.daemon.logs import RateLimit, loop_exception_handler
 from logoutd.errors import LogoutdError
 from logoutd.paths import Paths

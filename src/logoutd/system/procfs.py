@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,6 +86,15 @@ class ProcessTable:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         return not poller.poll(0)  # a pidfd is readable once the process has exited
+
+    def signal(self, ref: ProcessRef, signo: int) -> None:
+        fd = self._fds.get(ref)
+        if fd is None:
+            raise ProcessGone(f"Process {ref.pid} is not pinned (it has exited).")
+        try:
+            signal.pidfd_send_signal(fd, signo)
+        except ProcessLookupError:
+            raise ProcessGone(f"Process {ref.pid} has exited.") from None
 
     def watch_exit(self, ref: ProcessRef, callback: Callable[[], None]) -> None:
         fd = self._fds.get(ref)

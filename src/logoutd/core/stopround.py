@@ -1,0 +1,113 @@
+"""The stop round of a session, user or unit: signal all, SIGKILL by `cgroup.kill` at a deadline.
+
+One implementation for the three owners. What differs is chosen by the owner, in one place
+(`SESSION_SIGNALS`, `SERVICE_SIGNALS` and the timeout it passes to `start`): a session's
+scope also gets SIGHUP (its processes had a terminal, as logind's KillSignal= plus
+SendSIGHUP=yes), and a session waits SessionStopTimeoutSec= where users and units wait
+UserStopTimeoutSec=. Everything else is the same for all three: the deadline counts from
+the start of the round and is saved with the round before any signal is sent (a crash
+during or after the round never sends it twice; after a restart the deadline still kills
+what is left, once), the round and the kill are audited, and `term_sent`, `sigkill_at` and
+`sigkill_sent` are persisted by the owner's record.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from logoutd.core.ports import Ports
+from logoutd.core.timers import Timers
+from logoutd.crashpoints import crashpoint
+
+log = logging.getLogger("logoutd")
+
+SESSION_SIGNALS = (signal.SIGTERM, signal.SIGCONT, signal.SIGHUP)
+SERVICE_SIGNALS = (signal.SIGTERM, signal.SIGCONT)  # user@UID.service and units: no tty
+KINDS = ("session", "user", "unit")  # the owners; each has the crash points {kind}.stop.*
+_TIMER = "sigkill"
+
+
+@dataclass(eq=False)
+class StopRound:
+    """The round's state; the owner saves it (`to_record`) and restores it (`from_record`)."""
+
+    kind: str  # one of KINDS
+    label: str  # the owner in log lines, e.g. "Session c1"
+    cgroup: str
+    signals: tuple[signal.Signals, ...]
+    audit_fields: Mapping[str, Any]  # who the audit records name, e.g. session=, user=
+    ports: Ports
+    timers: Timers  # the owner's: its finalize cancels the deadline with the rest
+    save: Callable[[], object]  # the owner's checkpoint: a failed save never skips the kill
+    on_killed: Callable[[], None]  # the deadline passed (and what was left is killed)
+    term_sent: bool = False
+    sigkill_at: float | None = None
+    sigkill_sent: bool = False
+
+    def start(self, timeout: float) -> int:
+        """Save the deadline, signal every process, audit the count, arm SIGKILL; once."""
+        if self.term_sent:
+            return 0
+        # The stop timeout counts from the start of the round, not its end.
+        deadline = self.ports.clock.now() + timeout
+        self.term_sent = True
+        if deadline != math.inf:
+            self.sigkill_at = deadline
+        self.save()
+        cgroups = self.ports.cgroups
+        count = cgroups.signal_all(self.cgroup, self.signals)
+        names = [s.name for s in self.signals]
+        if count:
+            log.info("%s: sent %s to %d processes.", self.label, ", ".join(names), count)
+            self.ports.audit.record("signalled", **self.audit_fields, signals=names, count=count)
+        crashpoint(f"{self.kind}.stop.term-sent")
+        if cgroups.is_populated(self.cgroup):
+            self._arm()
+        return count
+
+    def resume(self) -> None:
+        """After a restart: never signal again; re-arm a SIGKILL that was not sent yet."""
+        if self.term_sent and not self.sigkill_sent:
+            self._arm()
+
+    def cancel(self) -> None:
+        """The owner revived (a user logging in again while stopping): no round under way."""
+        self.timers.cancel(_TIMER)
+        self.term_sent = False
+        self.sigkill_at = None
+        self.sigkill_sent = False
+
+    def _arm(self) -> None:
+        if self.sigkill_at is not None:
+            self.timers.arm_at(_TIMER, self.sigkill_at, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        crashpoint(f"{self.kind}.stop.sigkill-timeout")
+        cgroups, audit = self.ports.cgroups, self.ports.audit
+        if cgroups.is_populated(self.cgroup):
+            # Counting reads every pid: only for the audit log, and then before the kill.
+            left = len(cgroups.pids(self.cgroup)) if audit.detailed else None
+            cgroups.kill(self.cgroup)
+            log.info("%s: stop timed out, killed what was left (cgroup.kill).", self.label)
+            counted = {"count": left} if left is not None else {}
+            audit.record("signalled", **self.audit_fields, signals=["SIGKILL"], **counted)
+        self.sigkill_sent = True
+        self.save()
+        self.on_killed()
+
+    def to_record(self) -> dict[str, Any]:
+        return {"term_sent": self.term_sent, "sigkill_at": self.sigkill_at,
+                "sigkill_sent": self.sigkill_sent}
+
+    def from_record(self, record: Mapping[str, Any]) -> None:
+        """Load what `to_record` saved. Users and units saved by an older logoutd kept only
+        sigkill_at, which they wrote with the round: its presence means the round was sent."""
+        sigkill_at = record.get("sigkill_at")
+        self.sigkill_at = float(sigkill_at) if sigkill_at is not None else None
+        self.term_sent = bool(record.get("term_sent", self.sigkill_at is not None))
+        self.sigkill_sent = bool(record.get("sigkill_sent"))
