@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from logoutd.core.manager import SessionRequest
+from logoutd.core.request import SessionRequest
 from logoutd.core.sessions import Session, SessionState, StopCause
 from logoutd.errors import SessionBusy
 from tests.fakes import FakeProcess

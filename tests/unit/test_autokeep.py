@@ -6,8 +6,8 @@ import signal
 
 from logoutd.config.model import Config
 from logoutd.core.autokeep import keep_trees
-from logoutd.core.manager import SessionRequest
 from logoutd.core.ports import ProcessInfo
+from logoutd.core.request import SessionRequest
 from tests.unit.conftest import make_core
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from logoutd.config.model import Config, KillMode
 from logoutd.core.leftovers import RECORD_MAX_PER_SESSION, escape_reasons, tty_name
-from logoutd.core.manager import SessionRequest
 from logoutd.core.ports import ProcessInfo
+from logoutd.core.request import SessionRequest
 from tests.fakes import FakeAudit
 from tests.unit.conftest import Core, make_core
 

@@ -188,7 +188,7 @@ def test_unanswered_open_tracks_the_leader_in_a_scope_of_its_own(failsafe: FailS
     assert abs(float(record["timestamp"]) - time.time()) < 60  # type: ignore[arg-type]
     # The daemon's parser accepts what the hook writes: one format, two ends.
     parsed = parse_hook_record(session_id, record)
-    assert (parsed.id, parsed.uid, parsed.leader, parsed.leader_start, parsed.type) == (
+    assert (parsed.id, parsed.uid, parsed.leader, parsed.leader_start, parsed.request.type) == (
         session_id, 0, failsafe.leader, 123456, "tty")
     [warning] = failsafe.warnings
     assert f"session {session_id} of user root tracked by the hook in {scope}" in warning

@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from logoutd.config.model import Config, KillMode
-from logoutd.core.manager import SessionRequest
+from logoutd.core.request import SessionRequest
 from logoutd.core.sessions import SessionState, StopCause, is_remote_host
 from logoutd.core.users import UserState
 from logoutd.errors import InvalidArgument, LimitsExceeded, NoSuchUser, ProcessGone, SessionBusy

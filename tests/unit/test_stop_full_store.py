@@ -9,7 +9,7 @@ import pytest
 
 from logoutd.config.model import Config
 from logoutd.core.checkpoint import SAVE_RETRY_SEC
-from logoutd.core.manager import SessionRequest
+from logoutd.core.request import SessionRequest
 from logoutd.core.unit import UnitState
 from tests.unit.conftest import Core, make_core
 

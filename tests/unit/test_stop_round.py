@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 
 from logoutd.config.model import Config
-from logoutd.core.manager import SessionRequest
+from logoutd.core.request import SessionRequest
 from logoutd.core.unit import Unit
 from tests.fakes import FakeProcess
 from tests.unit.conftest import Core, make_core

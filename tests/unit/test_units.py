@@ -8,7 +8,7 @@ import pytest
 
 from logoutd.config.model import Config
 from logoutd.core.ids import BLOCK
-from logoutd.core.manager import SessionRequest
+from logoutd.core.request import SessionRequest
 from logoutd.core.unit import Unit, UnitKind, UnitState, unit_name
 from logoutd.core.units import MAX_STARTING
 from logoutd.errors import (

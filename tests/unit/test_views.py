@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from logoutd.api.views import SessionView, UnitView, UserView
-from logoutd.core.manager import SessionRequest
+from logoutd.core.request import SessionRequest
 from logoutd.core.sessions import Session
 from logoutd.core.unit import Unit
 from logoutd.core.users import User

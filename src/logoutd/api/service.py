@@ -16,7 +16,8 @@ from logoutd.api.views import SessionView, UnitView, UserView
 from logoutd.config.model import Config
 from logoutd.config.schema import OPTIONS, render_value
 from logoutd.core.leftovers import as_dict as leftover_view
-from logoutd.core.manager import Listener, Manager, SessionRequest
+from logoutd.core.manager import Listener, Manager
+from logoutd.core.request import SessionRequest
 from logoutd.core.sessions import Session
 from logoutd.core.unit import Unit
 from logoutd.core.units import FINISHED_KEPT

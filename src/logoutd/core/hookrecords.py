@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logoutd.core.cgroupnames import SESSION_ID, session_scope
+from logoutd.core.request import SessionRequest
 
 HOOK_KIND = "hook"  # the state store's kind: RUNTIME_DIR/hook/ID.json, written by the PAM hook
 _ID = re.compile(SESSION_ID)
@@ -17,17 +18,17 @@ class HookRecord:
     """What the hook knew at session open: what create_session gets, plus the id it claimed."""
 
     id: str
-    uid: int
-    leader: int
     leader_start: int  # clock ticks since boot: the leader is pinned only if this matches
     timestamp: float
-    service: str = ""
-    type: str = ""
-    class_: str = ""
-    tty: str = ""
-    display: str = ""
-    remote_host: str = ""
-    remote_user: str = ""
+    request: SessionRequest
+
+    @property
+    def uid(self) -> int:
+        return self.request.uid
+
+    @property
+    def leader(self) -> int:
+        return self.request.leader
 
     @property
     def scope(self) -> str:
@@ -40,12 +41,12 @@ def parse_hook_record(key: str, raw: dict[str, Any]) -> HookRecord:
     if not _ID.fullmatch(session_id) or session_id != key:
         raise ValueError(f"bad session id {session_id!r} in {key}.json")
     record = HookRecord(
-        id=session_id, uid=_int(raw, "uid"), leader=_int(raw, "leader"),
-        leader_start=_int(raw, "leader_start"), timestamp=_float(raw, "timestamp"),
-        service=_str(raw, "service", ""), type=_str(raw, "type", ""),
-        class_=_str(raw, "class", ""), tty=_str(raw, "tty", ""),
-        display=_str(raw, "display", ""), remote_host=_str(raw, "remote_host", ""),
-        remote_user=_str(raw, "remote_user", ""),
+        id=session_id, leader_start=_int(raw, "leader_start"), timestamp=_float(raw, "timestamp"),
+        request=SessionRequest(
+            uid=_int(raw, "uid"), leader=_int(raw, "leader"), service=_str(raw, "service", ""),
+            type=_str(raw, "type", ""), class_=_str(raw, "class", ""), tty=_str(raw, "tty", ""),
+            display=_str(raw, "display", ""), remote_host=_str(raw, "remote_host", ""),
+            remote_user=_str(raw, "remote_user", "")),
     )
     if record.uid < 0 or record.leader <= 1:
         raise ValueError(f"bad uid {record.uid} or leader {record.leader}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
@@ -23,6 +22,7 @@ from logoutd.core.ids import Counter
 from logoutd.core.leftovers import LeftoverLog
 from logoutd.core.policy import PolicyDecision, may_linger_self
 from logoutd.core.ports import Account, Ports, StoredRecord
+from logoutd.core.request import SessionRequest
 from logoutd.core.sessions import Session, SessionState, StopCause
 from logoutd.core.units import Units
 from logoutd.core.users import User
@@ -48,21 +48,6 @@ class Listener(Protocol):
     def session_removed(self, session: Session) -> None: ...
     def user_new(self, user: User) -> None: ...
     def user_removed(self, user: User) -> None: ...
-
-
-@dataclass(frozen=True)
-class SessionRequest:
-    """What create_session needs; the leader has already been checked by the caller's edge."""
-
-    uid: int
-    leader: int
-    service: str = ""
-    type: str = ""
-    class_: str = ""
-    tty: str = ""
-    display: str = ""
-    remote_host: str = ""
-    remote_user: str = ""
 
 
 class Manager:
@@ -434,10 +419,7 @@ class Manager:
             if stored.record is None:
                 raise ValueError(stored.error)
             record = parse_hook_record(stored.key, stored.record)
-            request = SessionRequest(
-                uid=record.uid, leader=record.leader, service=record.service, type=record.type,
-                class_=record.class_, tty=record.tty, display=record.display,
-                remote_host=record.remote_host, remote_user=record.remote_user)
+            request = record.request
             type_, class_ = _type_and_class(request)
             account = self.ports.userdb.by_uid(record.uid)
             if account is None:
@@ -480,8 +462,8 @@ class Manager:
             record.leader, record.leader_start)
         session = Session(
             ctx=self.ctx, user=user, id=record.id, leader_pid=record.leader, leader=leader,
-            service=record.service, tty=record.tty.removeprefix("/dev/"),
-            remote_host=record.remote_host, remote_user=record.remote_user, type=type_,
+            service=request.service, tty=request.tty.removeprefix("/dev/"),
+            remote_host=request.remote_host, remote_user=request.remote_user, type=type_,
             class_=class_, timestamp=record.timestamp,
         )
         self._add(session)
