@@ -153,7 +153,7 @@ def test_permisive_typo_names_key_value_accepted_and_what_stays(tmp_path: Path) 
     assert warning.ignored
     assert str(warning) == (
         f"{name}:2: KillUserProcesses=permisive: Failed to parse KillUserProcesses= value, ignoring: "
-        "permisive Accepted: yes, no or permissive (also 1/0, true/false, on/off, y/n, t/f). "
+        "permisive; accepted: yes, no or permissive (also 1/0, true/false, on/off, y/n, t/f). "
         "KillUserProcesses=yes (the default) stays in effect."
     )
 
@@ -162,7 +162,7 @@ def test_a_refused_value_names_where_the_kept_one_was_set(tmp_path: Path) -> Non
     result, name = load(tmp_path, "[Logoutd]\nSessionStopTimeoutSec=5\nSessionStopTimeoutSec=5 parsecs\n")
     assert result.config.session_stop_timeout_sec == 5
     assert str(result.warnings[0]).endswith(
-        f"Accepted: {values.SEC_ACCEPTED}. SessionStopTimeoutSec=5s (set at {name}:2) stays in effect."
+        f"; accepted: {values.SEC_ACCEPTED}. SessionStopTimeoutSec=5s (set at {name}:2) stays in effect."
     )
 
 

@@ -65,8 +65,8 @@ class ConfigWarning:
         if self.key and self.value is not None:
             text += f"{self.key}={self.value}: "
         text += self.message
-        if self.accepted:
-            text += f" Accepted: {self.accepted}."
+        if self.accepted:  # logind's message may end in the bad value itself: no "." after it
+            text += f" Accepted: {self.accepted}." if text.endswith(".") else f"; accepted: {self.accepted}."
         if self.note:
             text += f" {self.note}"
         return text
