@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from logoutd.cli.ctl import main as ctl_main
 from logoutd.config import KillMode, load_config
 from logoutd.daemon.main import main as logoutd_main
 from logoutd.daemon.runtime import Runtime
@@ -184,6 +185,23 @@ def test_check_config_as_a_user_without_a_daemon(tmp_path: Path) -> None:
     shutil.rmtree(root)
     assert done.returncode == 16, done.stdout + done.stderr
     assert "KillUserProcesses=maybe" in done.stdout and done.stderr == ""
+
+
+def test_logoutctl_check_config_needs_no_daemon(tmp_path: Path) -> None:
+    conf = write(tmp_path, "[Login]\nKillUserProcesses=permisive\n")
+    out, err = io.StringIO(), io.StringIO()
+    nowhere = {"LOGOUTD_SOCKET": str(tmp_path / "no.sock")}
+    assert ctl_main(["check-config", str(tmp_path)], nowhere, out, err) == 16, err.getvalue()
+    assert out.getvalue().startswith(f"{conf}:2: KillUserProcesses=permisive: ")
+    assert out.getvalue().endswith("\n1 file read; 1 line ignored, the valid lines apply.\n")
+    assert check(tmp_path)[1] == out.getvalue()  # the same lines as logoutd --check-config
+    out = io.StringIO()
+    assert ctl_main(["check-config", str(tmp_path), "--json"], nowhere, out, err) == 16
+    assert json.loads(out.getvalue())["check_config"]["ignored"] == 1
+    conf.write_text("[Login]\nKillUserProcesses=permissive\n")
+    out = io.StringIO()
+    assert ctl_main(["check-config", str(tmp_path)], nowhere, out, err) == 0
+    assert out.getvalue() == "1 file read; every line parsed.\n" and err.getvalue() == ""
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from logoutd.config import Config, ConfigResult, ConfigWarning, load_config
 from logoutd.escape import cescape
@@ -75,24 +75,30 @@ def summary(found: Check) -> str:
     return f"{head}; every line parsed."
 
 
+def as_document(found: Check) -> dict[str, Any]:
+    """The JSON form of a check (docs/configuration.md, "Checking without changing anything")."""
+    fatal = found.result.fatal
+    return {
+        "files": list(found.result.files),
+        "warnings": [w.as_dict() for w in found.warnings],
+        "fatal": fatal.as_dict() if fatal is not None else None,
+        "ignored": found.ignored,
+        "ok": found.exit_status == EXIT_CLEAN,
+        "summary": summary(found),
+    }
+
+
+def text_lines(found: Check) -> list[str]:
+    """Each warning on one line (control characters escaped), the fatal one, then the summary."""
+    problems = [*found.warnings, *([found.result.fatal] if found.result.fatal else [])]
+    return [cescape(str(w)) for w in problems] + [summary(found)]
+
+
 def report(found: Check, out: TextIO, as_json: bool) -> int:
-    """Print each warning on one line and a summary (or one JSON document); the exit status."""
+    """Print the lines (or one JSON document); the exit status."""
     if as_json:
-        fatal = found.result.fatal
-        document = {
-            "files": list(found.result.files),
-            "warnings": [w.as_dict() for w in found.warnings],
-            "fatal": fatal.as_dict() if fatal is not None else None,
-            "ignored": found.ignored,
-            "ok": found.exit_status == EXIT_CLEAN,
-            "summary": summary(found),
-        }
-        out.write(json.dumps(document, indent=2) + "\n")
-        return found.exit_status
-    for warning in found.warnings:
-        out.write(f"{cescape(str(warning))}\n")
-    if found.result.fatal is not None:
-        out.write(f"{cescape(str(found.result.fatal))}\n")
-    out.write(summary(found) + "\n")
+        out.write(json.dumps(as_document(found), indent=2) + "\n")
+    else:
+        out.writelines(line + "\n" for line in text_lines(found))
     return found.exit_status
 
