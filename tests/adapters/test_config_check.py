@@ -69,7 +69,8 @@ def test_reload_after_the_permisive_typo_says_so_and_exits_16(reloading: tuple[S
         "permisive; accepted: yes, no or permissive (also 1/0, true/false, on/off, y/n, t/f). "
         "KillUserProcesses=yes (the default) stays in effect."
     )
-    assert final.startswith("Reloaded, but 1 line was ignored (see above); the valid lines apply")
+    assert final == ("Reloaded, but with 1 warning about ignored lines (see above); the valid lines "
+                     "apply, and each warning says which value stays in effect.")
     config = served.core.manager.config
     assert config.kill_user_processes is KillMode.YES  # logind's rule: the previous value stays
     assert config.kill_exclude_users == ("alice",)  # and the valid line applied
@@ -151,7 +152,7 @@ def test_check_config_on_a_broken_tree_changes_nothing(tmp_path: Path) -> None:
     assert rc == 16
     assert [line.split(": ", 1)[0] for line in lines[:-1]] == [f"{main}:2", f"{dropin}:2", f"{dropin}:3",
                                                               f"{main}:4"]
-    assert lines[-1] == "2 files read; 4 lines ignored, the valid lines apply."
+    assert lines[-1] == "2 files read; 4 warnings about ignored lines, the valid lines apply."
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     rc, out = check(tmp_path, "--json")
     document = json.loads(out)
@@ -193,7 +194,7 @@ def test_logoutctl_check_config_needs_no_daemon(tmp_path: Path) -> None:
     nowhere = {"LOGOUTD_SOCKET": str(tmp_path / "no.sock")}
     assert ctl_main(["check-config", str(tmp_path)], nowhere, out, err) == 16, err.getvalue()
     assert out.getvalue().startswith(f"{conf}:2: KillUserProcesses=permisive: ")
-    assert out.getvalue().endswith("\n1 file read; 1 line ignored, the valid lines apply.\n")
+    assert out.getvalue().endswith("\n1 file read; 1 warning about ignored lines, the valid lines apply.\n")
     assert check(tmp_path)[1] == out.getvalue()  # the same lines as logoutd --check-config
     out = io.StringIO()
     assert ctl_main(["check-config", str(tmp_path), "--json"], nowhere, out, err) == 16

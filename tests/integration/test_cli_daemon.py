@@ -51,7 +51,7 @@ def test_reload_applies_and_reports(env, user, start_daemon):
     warning, final = result.err.splitlines()
     assert warning.startswith(f"{daemon.dropin_dir / '50-test.conf'}:3: SessionsMax=oops: Failed to "
                               "parse uint64 value, ignoring: oops; accepted: an integer"), result
-    assert final.startswith("Reloaded, but 1 line was ignored"), result
+    assert final.startswith("Reloaded, but with 1 warning about ignored lines"), result
     assert ctl(env, "show-config", "KillUserProcesses", "--value").lines == ["yes"]
 
     daemon.write_dropin("50-test.conf", "[Login]\nSessionsMax=10\n")
@@ -83,8 +83,8 @@ def test_reload_after_the_permisive_typo(env, start_daemon):
         f"{dropin}:2: KillUserProcesses=permisive: Failed to parse KillUserProcesses= value, ignoring: "
         "permisive; accepted: yes, no or permissive (also 1/0, true/false, on/off, y/n, t/f). "
         "KillUserProcesses=yes (the default) stays in effect.",
-        "Reloaded, but 1 line was ignored (see above); the valid lines apply, and each warning says "
-        "which value stays in effect.",
+        "Reloaded, but with 1 warning about ignored lines (see above); the valid lines apply, and each "
+        "warning says which value stays in effect.",
     ], result
     # logind's rule, which the warning spells out: the refused line leaves the default.
     assert ctl(env, "show-config", "KillUserProcesses", "--value").lines == ["yes"]

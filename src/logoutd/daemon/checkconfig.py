@@ -58,6 +58,12 @@ def check(root: Path) -> Check:
     return Check(result, tuple(checked_warnings(result, problem)))
 
 
+def ignored_warnings(count: int) -> str:
+    """ "1 warning about ignored lines": a count of warnings, since an unknown section's lines
+    are ignored under one warning."""
+    return f"{count} warning{'s' if count != 1 else ''} about ignored lines"
+
+
 def summary(found: Check) -> str:
     """One line: files read, warnings, lines ignored, and what that means."""
     files = len(found.result.files)
@@ -66,8 +72,7 @@ def summary(found: Check) -> str:
         return (f"{head}; a file could not be parsed to its end: it and every later file are not "
                 f"used (a reload would keep the previous configuration).")
     if found.ignored:
-        return (f"{head}; {found.ignored} line{'s' if found.ignored != 1 else ''} ignored, "
-                f"the valid lines apply.")
+        return f"{head}; {ignored_warnings(found.ignored)}, the valid lines apply."
     if found.warnings:
         return f"{head}; every line parsed, {len(found.warnings)} other warning(s)."
     if not files:

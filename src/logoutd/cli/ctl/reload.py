@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from logoutd.cli.verb import Invocation, Verb
+from logoutd.daemon.checkconfig import ignored_warnings
 from logoutd.errors import ConfigIgnored, LogoutdError
 
 
@@ -25,9 +26,8 @@ def run(inv: Invocation) -> int:
         raise LogoutdError(f"Reload failed, logoutd keeps its previous configuration: "
                            f"{answer.get('error')}")
     if ignored:
-        lines = "1 line was" if ignored == 1 else f"{ignored} lines were"
-        raise ConfigIgnored(f"Reloaded, but {lines} ignored (see above); the valid lines apply, "
-                            f"and each warning says which value stays in effect.")
+        raise ConfigIgnored(f"Reloaded, but with {ignored_warnings(ignored)} (see above); the valid "
+                            f"lines apply, and each warning says which value stays in effect.")
     return 0
 
 
