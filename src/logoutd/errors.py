@@ -93,6 +93,13 @@ class NoSuchUnit(LogoutdError):
     exit_status = 14
 
 
+class ConfigIgnored(LogoutdError):
+    """The configuration was read, but some of its lines were ignored (the valid ones apply)."""
+
+    code = "config_ignored"
+    exit_status = 16
+
+
 class UnitExists(LogoutdError):
     """A unit of that name already runs, or its cgroup is still there."""
 

@@ -33,7 +33,9 @@ LINGER = {"uid", "name", "linger"}
 CONFIG = {"files", "options"}
 OPTION = {"section", "key", "value", "unset", "source", "doc"}
 SOURCE = {"file", "line"}
-RELOAD = {"reloaded", "error", "files", "warnings"}
+RELOAD = {"reloaded", "error", "files", "warnings", "ignored"}
+CHECK = {"files", "warnings", "fatal", "ignored", "ok", "summary"}
+CONFIG_WARNING = {"file", "line", "key", "value", "message", "accepted", "note", "ignored", "text"}
 UNIT = {"name", "kind", "uid", "user", "state", "pids", "main_pid", "created", "cgroup"}
 STATUS = {"version", "pid", "uptime", "cgroup_root", "sessions", "users", "config_files", "dbus"}
 SESSION_PROPERTIES = ["Id", "User", "Name", "Timestamp", "VTNr", "Seat", "TTY", "Remote",
@@ -133,6 +135,19 @@ def test_daemon(world: Served) -> None:
     assert all(o["source"] is None or set(o["source"]) == SOURCE for o in config["options"])
     assert set(only(json_of(world, "reload"), "reload")) == RELOAD
     assert set(only(json_of(world, "status"), "status")) == STATUS
+
+
+def test_check_config(tmp_path: Path) -> None:
+    conf = tmp_path / "etc/systemd/logind.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[Login]\nKillUserProcesses=permisive\n[Login\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["check-config", str(tmp_path), "--json"], {}, out, err) == 1, err
+    document = json.loads(out.getvalue())
+    assert document["schema"] == JSON_SCHEMA_VERSION and len(document) == 2
+    check = only(document, "check_config")
+    assert set(check) == CHECK
+    assert [set(w) for w in check["warnings"]] == [CONFIG_WARNING] and set(check["fatal"]) == CONFIG_WARNING
 
 
 def test_units(world: Served) -> None:

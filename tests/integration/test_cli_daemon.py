@@ -4,6 +4,8 @@ from), reload, status."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from tests.integration.harness.ctl import ctl, ctl_as, open_login
 
@@ -45,10 +47,16 @@ def test_reload_applies_and_reports(env, user, start_daemon):
     daemon = start_daemon("[Login]\nKillUserProcesses=no\n")
     daemon.write_dropin("50-test.conf", "[Login]\nKillUserProcesses=yes\nSessionsMax=oops\n")
     result = ctl(env, "reload")
-    assert result.rc == 0 and result.out == "", result
-    assert result.err == f"{daemon.dropin_dir / '50-test.conf'}:3: Failed to parse uint64 value, " \
-        "ignoring: oops\n", result  # the daemon's warning, with file and line
+    assert result.rc == 16 and result.out == "", result  # applied, but a line was ignored
+    warning, final = result.err.splitlines()
+    assert warning.startswith(f"{daemon.dropin_dir / '50-test.conf'}:3: SessionsMax=oops: Failed to "
+                              "parse uint64 value, ignoring: oops; accepted: an integer"), result
+    assert final.startswith("Reloaded, but with 1 warning about ignored lines"), result
     assert ctl(env, "show-config", "KillUserProcesses", "--value").lines == ["yes"]
+
+    daemon.write_dropin("50-test.conf", "[Login]\nSessionsMax=10\n")
+    clean = ctl(env, "reload")
+    assert (clean.rc, clean.err) == (0, ""), clean
 
     daemon.write_dropin("50-test.conf", "[Login]\nKillUserProcesses=no\n[Login\n")
     failed = ctl(env, "reload", "--json")
@@ -61,6 +69,30 @@ def test_reload_applies_and_reports(env, user, start_daemon):
     denied = ctl_as(env, user, "reload")
     assert (denied.rc, denied.err) == (4, "Only root may reload the configuration.\n")
     assert ctl_as(env, user, "show-config", "--no-legend").rc == 0  # anyone may look
+
+
+def test_reload_after_the_permisive_typo(env, start_daemon):
+    """Issue 13: the typo is named with what is accepted, the default that stays, and exit 16."""
+    daemon = start_daemon("[Login]\nKillUserProcesses=no\n")
+    assert ctl(env, "show-config", "KillUserProcesses", "--value").lines == ["no"]
+    dropin = daemon.dropin_dir / "50-test.conf"
+    daemon.write_dropin("50-test.conf", "[Login]\nKillUserProcesses=permisive\nSessionsMax=77\n")
+    result = ctl(env, "reload")
+    assert result.rc == 16 and result.out == "", result
+    assert result.err.splitlines() == [
+        f"{dropin}:2: KillUserProcesses=permisive: Failed to parse KillUserProcesses= value, ignoring: "
+        "permisive; accepted: yes, no or permissive (also 1/0, true/false, on/off, y/n, t/f). "
+        "KillUserProcesses=yes (the default) stays in effect.",
+        "Reloaded, but with 1 warning about ignored lines (see above); the valid lines apply, and each "
+        "warning says which value stays in effect.",
+    ], result
+    # logind's rule, which the warning spells out: the refused line leaves the default.
+    assert ctl(env, "show-config", "KillUserProcesses", "--value").lines == ["yes"]
+    assert ctl(env, "show-config", "SessionsMax", "--value").lines == ["77"]  # the valid line applied
+    checked = subprocess.run([sys.executable, "-c", "from logoutd.daemon.main import main; "
+                              "raise SystemExit(main())", "--check-config", "--root", str(daemon.root)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 16 and f"{dropin}:2: KillUserProcesses=permisive" in checked.stdout
 
 
 def test_status(env, user, pam, daemon):

@@ -49,7 +49,7 @@ def load(root: Path, text: str | bytes, rel: str = MAIN) -> tuple[ConfigResult, 
 
 
 def messages(result: ConfigResult) -> list[str]:
-    return [str(w) for w in result.warnings]
+    return [w.logind for w in result.warnings]
 
 
 # --- defaults -------------------------------------------------------------------------------
@@ -138,7 +138,88 @@ def test_kill_user_processes(tmp_path: Path, word: str, mode: KillMode) -> None:
 def test_kill_user_processes_invalid_keeps_previous(tmp_path: Path) -> None:
     result, name = load(tmp_path, "[Login]\nKillUserProcesses=no\nKillUserProcesses=lenient\n")
     assert result.config.kill_user_processes is KillMode.NO
-    assert messages(result) == [f"{name}:3: Failed to parse boolean value, ignoring: lenient"]
+    assert messages(result) == [f"{name}:3: Failed to parse KillUserProcesses= value, ignoring: lenient"]
+
+
+# --- what a warning says: file:line, key, bad value, what is accepted, what applies instead ----
+
+
+def test_permisive_typo_names_key_value_accepted_and_what_stays(tmp_path: Path) -> None:
+    result, name = load(tmp_path, "[Login]\nKillUserProcesses=permisive\n")
+    assert result.config.kill_user_processes is KillMode.YES
+    (warning,) = result.warnings
+    where = (warning.file, warning.line, warning.key, warning.value)
+    assert where == (name, 2, "KillUserProcesses", "permisive")
+    assert warning.ignored
+    assert str(warning) == (
+        f"{name}:2: KillUserProcesses=permisive: Failed to parse KillUserProcesses= value, ignoring: "
+        "permisive; accepted: yes, no or permissive (also 1/0, true/false, on/off, y/n, t/f). "
+        "KillUserProcesses=yes (the default) stays in effect."
+    )
+
+
+def test_a_refused_value_names_where_the_kept_one_was_set(tmp_path: Path) -> None:
+    result, name = load(tmp_path, "[Logoutd]\nSessionStopTimeoutSec=5\nSessionStopTimeoutSec=5 parsecs\n")
+    assert result.config.session_stop_timeout_sec == 5
+    assert str(result.warnings[0]).endswith(
+        f"; accepted: {values.SEC_ACCEPTED}. SessionStopTimeoutSec=5s (set at {name}:2) stays in effect."
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "accepted"),
+    [
+        ("[Login]\nRemoveIPC=sometimes", "yes or no"),
+        ("[Login]\nSessionsMax=-1", "an integer from 0 to 18446744073709551615"),
+        ("[Login]\nRuntimeDirectorySize=lots", "a size in bytes"),
+        ("[Login]\nHandleLidSwitch=explode", "halt, hibernate, hybrid-sleep, ignore"),
+        ("[Login]\nNAutoVTs=16", "an integer from 0 to 15"),
+        ("[Login]\nUserTasksMax=10", "nothing: remove the line"),
+        ("[Logoutd]\nAuditLog=audit.jsonl", "an absolute path"),
+        ("[Login]\nKillOnlyUsers=a/b", "a user name ("),
+        ("[Policy]\nKeepAllowUsers=@a/b", "a user name, or @group"),
+        ("[Policy]\nKeepAllowGroups=a:b", "a group name, or @group"),
+        ("[Login]\nStopIdleSessionSec=soon", "(0 also means never)"),
+        ("[Login]\nKillUserProcesses", "Key=value, a [Section] header"),
+        ("[Login]\nKillOnlyUsers='alice", "quoted with matching"),
+    ],
+)
+def test_every_parser_says_what_it_accepts(tmp_path: Path, line: str, accepted: str) -> None:
+    result, name = load(tmp_path, line + "\n")
+    (warning,) = result.warnings
+    assert warning.line == 2 and warning.ignored
+    assert accepted in warning.accepted, warning
+    assignment = line.split("\n")[1]
+    shown = f"{assignment}: " if "=" in assignment else ""  # only an assignment names a key
+    assert str(warning).startswith(f"{name}:2: {shown}")
+
+
+def test_a_refused_word_of_a_list_says_the_rest_applies(tmp_path: Path) -> None:
+    result, name = load(tmp_path, "[Login]\nKillOnlyUsers=alice b/c bob\n")
+    assert result.config.kill_only_users == ("alice", "bob")
+    assert str(result.warnings[0]) == (
+        f'{name}:2: KillOnlyUsers=alice b/c bob: Invalid user name "b/c", ignoring. Accepted: a user '
+        "name (no ':', '/', control characters or surrounding spaces). The other words of the line apply."
+    )
+
+
+def test_unknown_key_and_section_suggest_the_near_miss(tmp_path: Path) -> None:
+    result, name = load(tmp_path, "[Login]\nKillUserProcess=no\n[logoutd]\nAuditLog=\n[Policyy]\n")
+    key, section, other = (str(w) for w in result.warnings)
+    assert key.startswith(f"{name}:2: KillUserProcess=no: Unknown key name 'KillUserProcess' in section")
+    assert key.endswith("Did you mean KillUserProcesses=?")
+    assert section.startswith(f"{name}:3: Unknown section 'logoutd'. Ignoring. Accepted: [Login], [Logoutd]")
+    assert section.endswith("Its lines are ignored up to the next section. Did you mean [Logoutd]?")
+    assert other.endswith("Did you mean [Policy]?")
+
+
+def test_permission_advice_is_not_an_ignored_line(tmp_path: Path) -> None:
+    result, name = load(tmp_path, "[Login]\nRemoveIPC=no\n")
+    os.chmod(name, 0o755)
+    result = load_config(tmp_path)
+    (warning,) = result.warnings
+    assert not warning.ignored and "executable" in str(warning)
+    assert warning.as_dict()["ignored"] is False and warning.as_dict()["text"] == str(warning)
 
 
 # --- time spans -----------------------------------------------------------------------------

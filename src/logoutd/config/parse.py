@@ -9,6 +9,7 @@ systemd's conf-parser.c: config_parse(), parse_line(), next_assignment().
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import stat
@@ -33,16 +34,48 @@ _WS = values.WHITESPACE.encode()
 
 @dataclass(frozen=True)
 class ConfigWarning:
-    """One complaint about a file, with the line it is about (0: the file as a whole)."""
+    """One complaint about a file, with the line it is about (0: the file as a whole).
+
+    `message` is worded as logind's; `key`/`value` name the assignment it is about (value None:
+    not an assignment), `accepted` what the key takes, `note` what happens instead. `ignored`:
+    the line (or part of it) did not apply; False for advice such as file permissions.
+    """
 
     file: str
     line: int
     message: str
+    key: str = ""
+    value: str | None = None
+    accepted: str = ""
+    note: str = ""
+    ignored: bool = True
+
+    @property
+    def where(self) -> str:
+        """FILE:LINE, or FILE for the file as a whole."""
+        return self.file if self.line == 0 else f"{self.file}:{self.line}"
+
+    @property
+    def logind(self) -> str:
+        """The line as logind would log it."""
+        return f"{self.where}: {self.message}"
 
     def __str__(self) -> str:
-        if self.line == 0:
-            return f"{self.file}: {self.message}"
-        return f"{self.file}:{self.line}: {self.message}"
+        text = f"{self.where}: "
+        if self.key and self.value is not None:
+            text += f"{self.key}={self.value}: "
+        text += self.message
+        if self.accepted:  # logind's message may end in the bad value itself: no "." after it
+            text += f" Accepted: {self.accepted}." if text.endswith(".") else f"; accepted: {self.accepted}."
+        if self.note:
+            text += f" {self.note}"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        """The warning for JSON: its parts and its text."""
+        return {"file": self.file, "line": self.line, "key": self.key or None,
+                "value": self.value, "message": self.message, "accepted": self.accepted or None,
+                "note": self.note or None, "ignored": self.ignored, "text": str(self)}
 
 
 @dataclass(frozen=True)
@@ -180,6 +213,7 @@ class _Loader:
                         f"Configuration file {file} is marked executable. "
                         "Please remove executable permission bits. Proceeding anyway."
                     ),
+                    ignored=False,
                 )
             )
         if mode & 0o002:
@@ -191,6 +225,7 @@ class _Loader:
                         f"Configuration file {file} is marked world-writable. "
                         "Please remove world writability permission bits. Proceeding anyway."
                     ),
+                    ignored=False,
                 )
             )
 
@@ -242,25 +277,38 @@ class _Loader:
                 state.section, state.section_ignored = name, False
             else:
                 if not name.startswith("X-"):
-                    self._warn(file, lineno, f"Unknown section '{name}'. Ignoring.")
+                    known = ", ".join(f"[{s}]" for s in schema.SECTIONS)
+                    self._warn(file, lineno, f"Unknown section '{name}'. Ignoring.",
+                               accepted=f"{known}, or [X-...] for sections other programs read",
+                               note="Its lines are ignored up to the next section."
+                                    + _did_you_mean(name, schema.SECTIONS, "[{}]"))
                 state.section, state.section_ignored = None, True
             return
         if state.section is None:
             if not state.section_ignored:
-                self._warn(file, lineno, "Assignment outside of section. Ignoring.")
+                self._warn(file, lineno, "Assignment outside of section. Ignoring.",
+                           accepted="Key=value lines after a section header such as [Login]")
             return
         key, eq, value = line.partition("=")
         if not eq:
-            self._warn(file, lineno, "Missing '=', ignoring line.")
+            self._warn(file, lineno, "Missing '=', ignoring line.",
+                       accepted="Key=value, a [Section] header, or a comment starting with # or ;")
             return
         if not key:
-            self._warn(file, lineno, "Missing key name before '=', ignoring line.")
+            self._warn(file, lineno, "Missing key name before '=', ignoring line.",
+                       accepted="Key=value")
             return
         key, value = key.strip(values.WHITESPACE), value.strip(values.WHITESPACE)
         option = schema.lookup(state.section, key)
         if option is None:
             if not key.startswith("X-"):
-                self._warn(file, lineno, f"Unknown key name '{key}' in section '{state.section}', ignoring.")
+                keys = [o.key for o in schema.OPTIONS if o.section == state.section]
+                self._warn(file, lineno,
+                           f"Unknown key name '{key}' in section '{state.section}', ignoring.",
+                           key=key, value=value,
+                           accepted=f"the keys of [{state.section}] (docs/configuration.md), "
+                                    "or X-... for keys other programs read",
+                           note=_did_you_mean(key, keys, "{}=").lstrip())
             return
         where = Source(file, lineno)
         if option.is_list:
@@ -272,7 +320,13 @@ class _Loader:
         try:
             value = option.parse(text)
         except ValueError as err:
-            self._warn(where.file, where.line, str(err))  # the previous value stays
+            note = ""
+            if option.field is not None:  # the previous value stays, as in logind
+                kept = schema.render_value(self.values[option.field])
+                source = self.sources.get(option.field)
+                origin = f"set at {source.file}:{source.line}" if source else "the default"
+                note = f"{option.key}={kept} ({origin}) stays in effect."
+            self._refused(where, option, text, err, note)
             return
         if option.field is not None:
             self.values[option.field] = value
@@ -291,7 +345,7 @@ class _Loader:
             try:
                 accepted.append(option.parse(word))
             except ValueError as err:
-                self._warn(where.file, where.line, str(err))
+                self._refused(where, option, text, err, "The other words of the line apply.")
         # Any word, even a refused one, makes the list set: KillExcludeUsers=bad/name must
         # drop root's implicit exclusion as logind's ["bad/name"] does.
         if words and option.field is not None:
@@ -300,10 +354,30 @@ class _Loader:
             self.values[option.field] = (*(current or ()), *accepted)
             self.sources[option.field] = where
         if unbalanced:
-            self._warn(where.file, where.line, f"Invalid syntax, ignoring: {text}")
+            self._warn(where.file, where.line, f"Invalid syntax, ignoring: {text}",
+                       key=option.key, value=text,
+                       accepted="words separated by spaces, quoted with matching ' or \"",
+                       note="The words before the unbalanced quote apply.")
 
-    def _warn(self, file: str, line: int, message: str) -> None:
-        self.warnings.append(ConfigWarning(file, line, message))
+    def _refused(self, where: Source, option: schema.Option, text: str, err: ValueError,
+                 note: str) -> None:
+        accepted = err.accepted if isinstance(err, values.BadValue) else ""
+        self._warn(where.file, where.line, str(err), key=option.key, value=text,
+                   accepted=accepted, note=note)
+
+    def _warn(self, file: str, line: int, message: str, *, key: str = "",
+              value: str | None = None, accepted: str = "", note: str = "") -> None:
+        self.warnings.append(ConfigWarning(file, line, message, key, value, accepted, note))
+
+
+def _did_you_mean(name: str, known: list[str] | tuple[str, ...], form: str) -> str:
+    """" Did you mean X?" for a near miss (case or a typo), else ""."""
+    folded = {k.lower(): k for k in known}
+    match = folded.get(name.lower())
+    if match is None:
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+        match = close[0] if close else None
+    return f" Did you mean {form.format(match)}?" if match else ""
 
 
 @dataclass

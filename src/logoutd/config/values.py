@@ -1,6 +1,6 @@
 """logind.conf value parsers, copied from systemd v252 (parse_boolean(), parse_time(),
 parse_size(), safe_atou64(), config_parse_strv(), config_parse_tmpfs_size(), …). A parser
-returns the value or raises ValueError whose text is the whole warning, worded as logind's;
+returns the value or raises BadValue: logind's wording of the warning, and what is accepted;
 a printer (format_timespan(), format_tmpfs_size()) writes a value that parses back to itself.
 """
 
@@ -33,6 +33,15 @@ class _Errno(Exception):
         self.errno = code
 
 
+class BadValue(ValueError):
+    """A refused value: logind's wording (`message`) and what the key accepts instead."""
+
+    def __init__(self, message: str, accepted: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.accepted = accepted
+
+
 def _skip_ws(text: str, i: int = 0) -> int:
     while i < len(text) and text[i] in WHITESPACE:
         i += 1
@@ -43,6 +52,8 @@ def _skip_ws(text: str, i: int = 0) -> int:
 
 _TRUE = frozenset({"1", "yes", "y", "true", "t", "on"})
 _FALSE = frozenset({"0", "no", "n", "false", "f", "off"})
+BOOL_ACCEPTED = "yes or no (also 1/0, true/false, on/off, y/n, t/f)"
+KILL_MODE_ACCEPTED = "yes, no or permissive (also 1/0, true/false, on/off, y/n, t/f)"
 
 
 def _boolean(text: str) -> bool | None:
@@ -59,7 +70,7 @@ def parse_bool(text: str) -> bool:
     """config_parse_bool()."""
     value = _boolean(text)
     if value is None:
-        raise ValueError(f"Failed to parse boolean value, ignoring: {text}")
+        raise BadValue(f"Failed to parse boolean value, ignoring: {text}", BOOL_ACCEPTED)
     return value
 
 
@@ -70,7 +81,8 @@ def parse_kill_mode(text: str) -> KillMode:
         return KillMode.YES if value else KillMode.NO
     if text.isascii() and text.lower() == KillMode.PERMISSIVE:
         return KillMode.PERMISSIVE
-    raise ValueError(f"Failed to parse boolean value, ignoring: {text}")
+    raise BadValue(f"Failed to parse KillUserProcesses= value, ignoring: {text}",
+                   KILL_MODE_ACCEPTED)
 
 
 # --- time spans ----------------------------------------------------------------------------
@@ -190,12 +202,15 @@ def _seconds(usec: int) -> float:
     return math.inf if usec == _USEC_INFINITY else usec / _USEC_PER_SEC
 
 
+SEC_ACCEPTED = "a time span: seconds (30, 1.5) or with units (90s, 1min 30s, 2h, 500ms), or infinity"
+
+
 def parse_sec(text: str) -> float:
     """config_parse_sec(): a time span in seconds; no unit means seconds."""
     try:
         return _seconds(_parse_usec(text))
     except _Errno:
-        raise ValueError(f"Failed to parse sec value, ignoring: {text}") from None
+        raise BadValue(f"Failed to parse sec value, ignoring: {text}", SEC_ACCEPTED) from None
 
 
 def parse_sec_fix_0(text: str) -> float:
@@ -203,7 +218,8 @@ def parse_sec_fix_0(text: str) -> float:
     try:
         usec = _parse_usec(text)
     except _Errno:
-        raise ValueError(f"Failed to parse time value, ignoring: {text}") from None
+        raise BadValue(f"Failed to parse time value, ignoring: {text}",
+                       SEC_ACCEPTED + " (0 also means never)") from None
     return math.inf if usec == 0 else _seconds(usec)
 
 
@@ -241,7 +257,8 @@ def parse_uint64(text: str) -> int:
     try:
         return _strtou(text, _UINT64_MAX)
     except _Errno:
-        raise ValueError(f"Failed to parse uint64 value, ignoring: {text}") from None
+        raise BadValue(f"Failed to parse uint64 value, ignoring: {text}",
+                       f"an integer from 0 to {_UINT64_MAX}") from None
 
 
 def parse_unsigned(text: str) -> int:
@@ -249,7 +266,11 @@ def parse_unsigned(text: str) -> int:
     try:
         return _strtou(text, _UINT_MAX)
     except _Errno:
-        raise ValueError(f"Failed to parse unsigned value, ignoring: {text}") from None
+        raise BadValue(f"Failed to parse unsigned value, ignoring: {text}",
+                       f"an integer from 0 to {_UINT_MAX}") from None
+
+
+_AUTOVTS_ACCEPTED = "an integer from 0 to 15"
 
 
 def parse_n_autovts(text: str) -> int:
@@ -257,9 +278,10 @@ def parse_n_autovts(text: str) -> int:
     try:
         value = _strtou(text, _UINT_MAX)
     except _Errno:
-        raise ValueError(f"Failed to parse number of autovts, ignoring: {text}") from None
+        raise BadValue(f"Failed to parse number of autovts, ignoring: {text}",
+                       _AUTOVTS_ACCEPTED) from None
     if value > 15:
-        raise ValueError(f"A maximum of 15 autovts are supported, ignoring: {text}")
+        raise BadValue(f"A maximum of 15 autovts are supported, ignoring: {text}", _AUTOVTS_ACCEPTED)
     return value
 
 
@@ -370,7 +392,9 @@ def parse_tmpfs_size(text: str) -> TmpfsSize:
         if size <= 0:
             raise _Errno(errno.ERANGE)
     except _Errno as err:
-        raise ValueError(f"Failed to parse size value '{text}', ignoring: {err}") from None
+        raise BadValue(f"Failed to parse size value '{text}', ignoring: {err}",
+                       "a size in bytes with an optional K, M, G, T, P or E suffix (64M, 1.5G), "
+                       "or a percentage of RAM (10%, 2.5%)") from None
     return TmpfsSize(size=size)
 
 
@@ -398,7 +422,8 @@ HANDLE_ACTIONS = frozenset(
 def parse_handle_action(text: str) -> str:
     """logind's config_parse_handle_action() (v252's table)."""
     if text not in HANDLE_ACTIONS:
-        raise ValueError(f"Failed to parse handle action setting, ignoring: {text}")
+        raise BadValue(f"Failed to parse handle action setting, ignoring: {text}",
+                       ", ".join(sorted(HANDLE_ACTIONS)))
     return text
 
 
@@ -406,18 +431,22 @@ def parse_removed(key: str) -> Callable[[str], object]:
     """A key logind still accepts but no longer supports (config_parse_compat_user_tasks_max())."""
 
     def parse(text: str) -> object:
-        raise ValueError(f"Support for option {key}= has been removed.")
+        raise BadValue(f"Support for option {key}= has been removed.",
+                       "nothing: remove the line (TasksMax= in user-.slice.d/ drop-ins replaces it)")
 
     return parse
+
+
+_PATH_ACCEPTED = "an absolute path without '..' components"
 
 
 def _simplified_absolute_path(key: str, text: str) -> str:
     """path_simplify_and_warn(PATH_CHECK_ABSOLUTE): absolute, no "..", "//" and "/./" folded."""
     if not text.startswith("/"):
-        raise ValueError(f"{key}= path is not absolute, ignoring: {text}")
+        raise BadValue(f"{key}= path is not absolute, ignoring: {text}", _PATH_ACCEPTED)
     parts = [part for part in text.split("/") if part not in ("", ".")]
     if ".." in parts or "\0" in text:
-        raise ValueError(f"{key}= path is not normalized, ignoring: {text}")
+        raise BadValue(f"{key}= path is not normalized, ignoring: {text}", _PATH_ACCEPTED)
     return "/" + "/".join(parts)
 
 
@@ -451,28 +480,37 @@ def _valid_name(name: str) -> bool:
     )
 
 
+_NAME_RULES = "no ':', '/', control characters or surrounding spaces"
+
+
+def _user(text: str, accepted: str) -> str:
+    if not _valid_name(text):
+        raise BadValue(f'Invalid user name "{text}", ignoring.', accepted)
+    return text
+
+
 def user_name(text: str) -> str:
     """One user name."""
-    if not _valid_name(text):
-        raise ValueError(f'Invalid user name "{text}", ignoring.')
-    return text
+    return _user(text, f"a user name ({_NAME_RULES})")
 
 
 def group_name(text: str) -> str:
     """One group name, written "name" or "@name"; stored without the "@"."""
     name = text.removeprefix("@")
     if not _valid_name(name):
-        raise ValueError(f'Invalid group name "{text}", ignoring.')
+        raise BadValue(f'Invalid group name "{text}", ignoring.',
+                       f"a group name, or @group ({_NAME_RULES})")
     return name
 
 
 def user_or_group(text: str) -> str:
     """A user name, or "@group"; stored as written."""
+    accepted = f"a user name, or @group ({_NAME_RULES})"
     if text.startswith("@"):
         if not _valid_name(text[1:]):
-            raise ValueError(f'Invalid group name "{text}", ignoring.')
+            raise BadValue(f'Invalid group name "{text}", ignoring.', accepted)
         return text
-    return user_name(text)
+    return _user(text, accepted)
 
 
 def split_words(text: str) -> tuple[list[str], bool]:

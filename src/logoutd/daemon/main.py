@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also serve org.freedesktop.login1 on the system bus (stock "
                              "pam_systemd and loginctl); needs logoutd[dbus]")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    parser.add_argument("--check-config", action="store_true",
+                        help="only check logind.conf and its drop-ins under --root: print each "
+                             "warning and a summary, change nothing; exit 0 when every line "
+                             "parsed, 16 when lines were ignored, 1 when a file could not be "
+                             "parsed to its end")
+    parser.add_argument("--json", action="store_true", help="with --check-config: one JSON document")
     return parser
 
 
@@ -53,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         from logoutd.pam.install import main as install_main
 
         return install_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.check_config:
+        parser.error("--json goes with --check-config")
+    if args.check_config:
+        from logoutd.daemon.checkconfig import check, report
+
+        return report(check(args.root), sys.stdout, args.json)
     log_limit = setup_logging(args.log_level, f"logoutd[{os.getpid()}]")
     try:
         cgroup_root = args.cgroup_root or _default_cgroup_root()

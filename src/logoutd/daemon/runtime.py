@@ -18,6 +18,7 @@ from logoutd.api.service import DaemonInfo, Service
 from logoutd.config.parse import ConfigResult, load_config
 from logoutd.core.manager import Manager
 from logoutd.core.ports import Ports, SpawnDone
+from logoutd.daemon.checkconfig import checked_warnings
 from logoutd.daemon.logs import RateLimit, loop_exception_handler
 from logoutd.errors import LogoutdError
 from logoutd.paths import Paths
@@ -157,7 +158,10 @@ class Runtime:
         return 0
 
     def reload(self, manager: Manager) -> dict[str, Any]:
-        """SIGHUP / `logoutctl reload`: a reload that hits a fatal error keeps the old config."""
+        """SIGHUP / `logoutctl reload`: a reload that hits a fatal error keeps the old config.
+
+        The answer carries every warning, AuditLog='s included, and how many lines were ignored.
+        """
         result = load_config(self.paths.root)
         for warning in result.warnings:
             log.warning("%s", warning)
@@ -166,15 +170,17 @@ class Runtime:
                         result.fatal)
             self.audit.record("reload", files=list(result.files), error=str(result.fatal))
             return {"reloaded": False, "error": str(result.fatal),
-                    "warnings": [str(w) for w in result.warnings]}
+                    "warnings": [str(w) for w in result.warnings],
+                    "ignored": sum(w.ignored for w in result.warnings)}
         self.config_result = result
         manager.set_config(result.config)
-        self.audit.configure(result.config.audit_log)
+        problem = self.audit.configure(result.config.audit_log)  # logged there
+        warnings = checked_warnings(result, problem)
         self.userfiles.tmpfs_size = result.config.runtime_directory_size
-        self.audit.record("reload", files=list(result.files), warnings=[str(w) for w in result.warnings])
+        self.audit.record("reload", files=list(result.files), warnings=[str(w) for w in warnings])
         log.info("Config file reloaded.")
         return {"reloaded": True, "files": list(result.files),
-                "warnings": [str(w) for w in result.warnings]}
+                "warnings": [str(w) for w in warnings], "ignored": sum(w.ignored for w in warnings)}
 
 
 async def _start_login1(service: Service, paths: Paths) -> Any:

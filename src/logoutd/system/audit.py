@@ -11,6 +11,33 @@ import time
 from typing import Any, TextIO
 
 log = logging.getLogger("logoutd")
+AUDIT_ACCEPTED = ("a regular file, or a new file's name in an existing directory "
+                  "(not a symbolic link, directory, FIFO or device)")
+
+
+def audit_path_problem(path: str) -> str | None:
+    """Why AuditLog=path cannot be opened as AuditFile does, or None; it opens and creates nothing."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        parent = os.path.dirname(path) or "/"
+        try:
+            if not stat.S_ISDIR(os.stat(parent).st_mode):
+                return f"{parent} is not a directory"
+        except FileNotFoundError:
+            return f"its directory {parent} does not exist"
+        except OSError as e:
+            return f"its directory {parent} cannot be looked at ({e.strerror})"
+        return None
+    except OSError as e:
+        return f"it cannot be looked at ({e.strerror})"
+    if stat.S_ISLNK(mode):
+        return "it is a symbolic link (refused, so that the log cannot be redirected)"
+    if stat.S_ISDIR(mode):
+        return "it is a directory"
+    if not stat.S_ISREG(mode):
+        return "it is not a regular file"
+    return None
 
 
 class AuditFile:
@@ -27,27 +54,32 @@ class AuditFile:
         """With a file, per-process records (leftovers, what was killed) are gathered too."""
         return self._file is not None
 
-    def configure(self, path: str | None) -> None:
-        """(Re)open after a reload; a file that cannot be opened is a warning, not a crash."""
+    def configure(self, path: str | None) -> str | None:
+        """(Re)open after a reload; a file that cannot be opened is a warning (returned), not a crash."""
         if path == self._path and (path is None or self._file is not None):
-            return
+            return None
         self.close()
         self._path = path
         if path is None:
-            return
+            return None
+        problem = self._open(path)
+        if problem is not None:
+            log.warning("AuditLog=%s: %s; auditing to syslog only.", path, problem)
+        return problem
+
+    def _open(self, path: str) -> str | None:
         try:
             # No link, no FIFO (whose open would wait for a reader): a regular file or nothing.
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
                          | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
         except OSError as e:
-            log.warning("AuditLog=%s: cannot open it (%s); auditing to syslog only.", path, e.strerror)
-            return
+            return audit_path_problem(path) or f"it cannot be opened ({e.strerror})"
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            log.warning("AuditLog=%s: not a regular file; auditing to syslog only.", path)
-            return
+            return audit_path_problem(path) or "it is not a regular file"
         os.set_blocking(fd, True)
         self._file = os.fdopen(fd, "a", buffering=1)
+        return None
 
     def record(self, event: str, **fields: Any) -> None:
         entry = {"time": round(time.time(), 6), "event": event, **fields}

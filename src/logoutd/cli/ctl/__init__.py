@@ -17,6 +17,7 @@ from logoutd import __version__
 from logoutd.api.client import Client, choose_socket
 from logoutd.cli import properties, resolve
 from logoutd.cli.ctl import (
+    check_config,
     kill_session,
     kill_user,
     leftovers,
@@ -53,7 +54,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     list_users.VERB, user_status.VERB, show_user.VERB, terminate_user.VERB, kill_user.VERB,
     linger.ENABLE, linger.DISABLE,
     run.VERB, list_units.VERB, stop_unit.VERB, leftovers.VERB,
-    show_config.VERB, reload.VERB, status.VERB,
+    show_config.VERB, reload.VERB, check_config.VERB, status.VERB,
 )}  # fmt: skip
 DEFAULT_VERB = "list-sessions"
 
