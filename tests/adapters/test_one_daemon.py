@@ -87,3 +87,11 @@ def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path) -> No
         await first.close()
 
     asyncio.run(scenario())
+
+
+def test_a_runtime_dir_that_is_a_file_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "run").write_text("")
+    status = main(["--cgroup-root", str(tmp_path), "--runtime-dir", str(tmp_path / "run")])
+    assert status == 1
+    assert capsys.readouterr().err == f"logoutd: --runtime-dir {tmp_path}/run: not a directory.\n"

@@ -23,10 +23,18 @@ class AlreadyRunning(LogoutdError):
 @contextlib.contextmanager
 def runtime_lock(runtime_dir: Path) -> Iterator[Path]:
     """Hold the lock while the block runs; raise AlreadyRunning naming the holder's pid."""
-    runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
     path = runtime_dir / LOCK_NAME
-    # Never unlinked: a daemon that unlinked it at exit could let two others lock two files.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    if runtime_dir.exists() and not runtime_dir.is_dir():
+        raise LogoutdError(f"--runtime-dir {runtime_dir}: not a directory.")
+    try:
+        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        # Never unlinked: a daemon that unlinked it at exit could let two others lock two files.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except PermissionError:
+        raise  # main() says "permission denied (logoutd runs as root)"
+    except OSError as e:
+        raise LogoutdError(f"--runtime-dir {runtime_dir}: cannot create {path}: "
+                           f"{e.strerror or e}.") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
