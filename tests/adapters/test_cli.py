@@ -43,7 +43,7 @@ def test_users_by_name_uid_or_self(nss: None) -> None:
     assert resolve.user("alice") == resolve.user("1000") == 1000
     assert resolve.user("") is resolve.user("self") is resolve.user("auto") is None
     assert resolve.user("4242") == 4242  # not in NSS: the daemon says whether it is logged in
-    for word in ("mallory", "-1", "99999999999"):
+    for word in ("mallory", "-1", "65535", "4294967295", "99999999999"):
         with pytest.raises(NoSuchUser, match=f"^No user '{word}' known.$"):
             resolve.user(word)
 

@@ -14,7 +14,7 @@ def user(word: str) -> int | None:
     """A uid as given, a user name through NSS (as loginctl); None: the caller's own."""
     if word in SELF:
         return None
-    if word.isdigit() and int(word) < 0xFFFFFFFF:
+    if word.isdigit() and int(word) < 0xFFFFFFFF and int(word) != 0xFFFF:  # uid_is_valid()
         # A uid is the daemon's to judge: one gone from NSS may still have sessions, and one
         # with none is "User ID N is not logged in or lingering.", as loginctl says.
         return int(word)
