@@ -132,3 +132,8 @@ ERRORS_BY_CODE: dict[str, type[LogoutdError]] = {
 def error_from_wire(code: str, message: str) -> LogoutdError:
     """Rebuild the domain error a server answered with (unknown codes map to the base class)."""
     return ERRORS_BY_CODE.get(code, LogoutdError)(message)
+
+
+def already_running(where: str, holder: str, fix: str) -> str:
+    """The one line every "another instance has it" refusal prints (runtime dir, D-Bus name)."""
+    return f"{where} is already taken by {holder}: refusing to start. {fix}"

@@ -42,7 +42,8 @@ def test_invalid_signals(word: str) -> None:
 def test_users_by_name_uid_or_self(nss: None) -> None:
     assert resolve.user("alice") == resolve.user("1000") == 1000
     assert resolve.user("") is resolve.user("self") is resolve.user("auto") is None
-    for word in ("mallory", "4242"):
+    assert resolve.user("4242") == 4242  # not in NSS: the daemon says whether it is logged in
+    for word in ("mallory", "-1", "65535", "4294967295", "99999999999"):
         with pytest.raises(NoSuchUser, match=f"^No user '{word}' known.$"):
             resolve.user(word)
 
@@ -69,6 +70,8 @@ def test_help_version_and_usage_errors(served: Served) -> None:
     assert ctl(served, "--signal", "help")[1].splitlines()[14] == "15 SIGTERM"
     for argv, message in [
         (["nope"], "Unknown command verb 'nope'; 'logoutctl --help' lists them.\n"),
+        (["lsit-sessions"], "Unknown command verb 'lsit-sessions' (did you mean "
+                            "'list-sessions'?); 'logoutctl --help' lists them.\n"),
         (["status", "x"], "Too many arguments for 'status'.\n"),
         (["kill-user"], "Too few arguments for 'kill-user' (usage: kill-user USER…).\n"),
         (["--nope"], "Unrecognized arguments: --nope.\n"),
@@ -82,7 +85,8 @@ def test_default_verb_and_options_anywhere(served: Served) -> None:
     default = ctl(served)
     assert default == ctl(served, "list-sessions") and default[0] == 0
     assert ctl(served, "--no-legend") == ctl(served, "list-sessions", "--no-legend")
-    assert ctl(served, "--no-legend", "--no-pager")[1] == "     c1 1000 alice\n"
+    # SEAT (4 wide) and TTY (3 wide) are empty: STATE follows them.
+    assert ctl(served, "--no-legend", "--no-pager")[1] == "     c1 1000 alice" + " " * 10 + "active\n"
 
 
 def test_sessions_sort_as_strings_like_loginctl(served: Served) -> None:

@@ -348,7 +348,8 @@ def test_a_second_owner_is_refused_with_the_owner_named(bus_address: str) -> Non
         with pytest.raises(LogoutdError) as raised:
             await other.start()
         message = raised.value.message
-        assert "org.freedesktop.login1 is already owned" in message
+        assert message.startswith("org.freedesktop.login1 on the system bus at ")
+        assert "is already taken by :" in message and ": refusing to start. " in message
         assert f"pid {os.getpid()}" in message
         assert other not in peer.core.manager.listeners
 

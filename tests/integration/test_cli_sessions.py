@@ -24,10 +24,19 @@ def test_list_sessions_layout_legend_and_json(env, user, user2, pam, daemon):
     width = max(len("SESSION"), len(first["id"]), len(second["id"]))
     uid_width = max(len(str(user.uid)), len(str(user2.uid)))
     name_width = max(len(user.name), len(user2.name))
+    tty_width = max(len("TTY"), len(first["tty"] or ""), len(second["tty"] or ""))
+    state_width = max(len("STATE"), len(first["state"]), len(second["state"]))
+    assert {first["state"], second["state"]} == {"active"}
+
+    def row(s: dict[str, str]) -> str:
+        return (f"{s['id']:>{width}} {s['uid']:>{uid_width}} {s['user']:<{name_width}} "
+                f"{'':<4} {s['tty'] or '':<{tty_width}} {s['state']:<{state_width}}").rstrip()
+
     assert result.lines == [
-        f"{'SESSION':>{width}} {'UID':>{uid_width}} {'USER':<{name_width}} SEAT TTY",
-        f"{first['id']:>{width}} {first['uid']:>{uid_width}} {first['user']}",
-        f"{second['id']:>{width}} {second['uid']:>{uid_width}} {second['user']}",
+        f"{'SESSION':>{width}} {'UID':>{uid_width}} {'USER':<{name_width}} SEAT "
+        f"{'TTY':<{tty_width}} STATE",
+        row(first),
+        row(second),
         "",
         "2 sessions listed.",
     ], result.out

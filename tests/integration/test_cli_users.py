@@ -66,7 +66,9 @@ def test_user_status_and_show_user(env, user, pam, daemon):
 def test_user_errors(env, user, pam, daemon):
     cases = [
         (["user-status", "no-such-user-x"], 6, "No user 'no-such-user-x' known."),
-        (["show-user", "4294967294"], 6, "No user '4294967294' known."),
+        # A uid goes to the daemon as it is, known to NSS or not (issue 13 item 6).
+        (["show-user", "4294967294"], 6, "User ID 4294967294 is not logged in or lingering."),
+        (["show-user", "4294967295"], 6, "No user '4294967295' known."),
         (["user-status", user.name], 6, f"User ID {user.uid} is not logged in or lingering."),
         (["terminate-user", user.name], 6, f"User ID {user.uid} is not logged in or lingering."),
         (["kill-user", user.name, "-s", "NOPE"], 2, "Invalid signal 'NOPE'."),

@@ -560,6 +560,17 @@ def test_refused_entries_still_set_the_list(tmp_path: Path) -> None:
     assert result.config.kill_exclude_users == ()
 
 
+def test_a_line_of_refused_entries_is_never_a_source(tmp_path: Path) -> None:
+    # show-config names each value's source: never a line that was ignored as invalid.
+    result, name = load(tmp_path, "[Login]\nKillOnlyUsers=alice\nKillOnlyUsers=a/b\n"
+                                  "SessionsMax=lots\nKillExcludeUsers=c/d\n")
+    c = result.config
+    assert c.kill_only_users == ("alice",) and c.source("kill_only_users") == Source(name, 2)
+    assert c.source("sessions_max") is None
+    # Unset to set (root's exemption dropped) is a change that line made: it is the source.
+    assert c.kill_exclude_users == () and c.source("kill_exclude_users") == Source(name, 5)
+
+
 def test_policy_lists_users_and_groups(tmp_path: Path) -> None:
     text = (
         "[Policy]\nKeepAllowUsers=alice @wheel\nKeepAllowGroups=staff @adm\n"

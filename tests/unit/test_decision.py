@@ -51,3 +51,12 @@ def test_reasons_name_the_rule() -> None:
     assert "KillOnlyUsers" in shall_kill(Config(kill_only_users=("a",)), "b").reason
     assert "root" in shall_kill(Config(), "root").reason
     assert shall_kill(Config(), "a").reason == "KillUserProcesses=yes"
+
+
+def test_the_permissive_reason_is_said_once() -> None:
+    plain = shall_kill(Config(kill_user_processes=KillMode.PERMISSIVE), "alice")
+    assert plain.reason == "KillUserProcesses=permissive: recorded"
+    listed = shall_kill(Config(kill_user_processes=KillMode.PERMISSIVE, kill_only_users=("alice",)),
+                        "alice")
+    assert listed.reason == "user alice is listed in KillOnlyUsers=; " \
+        "KillUserProcesses=permissive: recorded"

@@ -14,6 +14,8 @@ from logoutd.errors import NotRunning, ProtocolError, error_from_wire
 from logoutd.paths import DEFAULT_SOCKET
 
 ROOT_SOCKET_NAME = "root.sock"
+START_HINT = ("Start it as root through the init system (`systemctl start logoutd`, "
+              "`rc-service logoutd start`) or by hand (`logoutd`); see docs/install.md.")
 
 
 def default_socket(env: Mapping[str, str] | None = None) -> Path:
@@ -47,10 +49,15 @@ class Client:
             sock.settimeout(self.timeout)
             try:
                 sock.connect(str(self.path))
-            except (FileNotFoundError, ConnectionRefusedError) as e:
+            except FileNotFoundError as e:
                 sock.close()
                 raise NotRunning(f"logoutd is not running (no socket at {self.path}: "
                                  f"{e.strerror}).") from None
+            except ConnectionRefusedError:
+                sock.close()
+                # The file outlived its daemon (killed, or crashed): a start replaces it.
+                raise NotRunning(f"logoutd is not running ({self.path} is left from a daemon "
+                                 f"that stopped). {START_HINT}") from None
             except OSError as e:
                 sock.close()
                 raise NotRunning(f"Cannot reach logoutd at {self.path}: {e.strerror or e}.") from None

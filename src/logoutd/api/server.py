@@ -32,7 +32,7 @@ from logoutd.api.protocol import (
     encode_result,
 )
 from logoutd.api.service import Caller, Service
-from logoutd.errors import InternalError, LimitsExceeded, LogoutdError, ProtocolError
+from logoutd.errors import InternalError, LimitsExceeded, LogoutdError, ProtocolError, already_running
 
 log = logging.getLogger("logoutd")
 _UCRED = struct.Struct("3i")
@@ -107,8 +107,12 @@ class ApiServer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if _answers(self.path):  # e.g. another daemon's --socket: never take it over
+            raise LogoutdError(already_running(
+                f"socket {self.path}", "a running server",
+                "Stop it first, or give this logoutd another --socket."))
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            self.path.unlink()  # stale: no one listens behind it
         sock = socket.socket(socket.AF_UNIX,
                              socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
@@ -311,3 +315,18 @@ def _encode_error(error: LogoutdError, request_id: Any) -> bytes:
         return encode_error(error, request_id)
     except Exception:
         return encode_error(error)
+
+
+def _answers(path: Path) -> bool:
+    """Whether something listens on the socket at path (a full backlog counts as listening)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+                          | socket.SOCK_CLOEXEC)
+    try:
+        probe.connect(str(path))
+    except (BlockingIOError, InterruptedError):
+        return True
+    except OSError:
+        return False  # ECONNREFUSED (stale), ENOENT, not a socket
+    finally:
+        probe.close()
+    return True

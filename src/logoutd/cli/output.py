@@ -31,7 +31,7 @@ def wants_colour(out: TextIO, env: Mapping[str, str]) -> bool:
 
 
 def terminal_width(out: TextIO, env: Mapping[str, str]) -> int | None:
-    """Columns to ellipsize to: $COLUMNS, else the terminal's; None when not a terminal."""
+    """Columns to ellipsize to: $COLUMNS, else the terminal's, else 80; None: not a terminal."""
     try:
         if not out.isatty():
             return None
@@ -41,9 +41,12 @@ def terminal_width(out: TextIO, env: Mapping[str, str]) -> int | None:
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
     try:
-        return os.get_terminal_size(out.fileno()).columns
+        columns_of_tty = os.get_terminal_size(out.fileno()).columns
     except (OSError, ValueError):
         return 80
+    # A pty nobody sized (ssh -T, script, some CI) says 0 columns: unknown, as systemd's
+    # columns() takes it, not a width to cut trees to.
+    return columns_of_tty if columns_of_tty > 0 else 80
 
 
 @dataclass

@@ -11,12 +11,16 @@ SELF = ("", "self", "auto")  # the caller's own session or user, decided by the 
 
 
 def user(word: str) -> int | None:
-    """A user name or uid, resolved here through NSS (as loginctl); None: the caller's own."""
+    """A uid as given, a user name through NSS (as loginctl); None: the caller's own."""
     if word in SELF:
         return None
+    if word.isdigit() and int(word) < 0xFFFFFFFF and int(word) != 0xFFFF:  # uid_is_valid()
+        # A uid is the daemon's to judge: one gone from NSS may still have sessions, and one
+        # with none is "User ID N is not logged in or lingering.", as loginctl says.
+        return int(word)
     try:
-        entry = pwd.getpwuid(int(word)) if word.isdigit() else pwd.getpwnam(word)
-    except (KeyError, OverflowError, ValueError):
+        entry = pwd.getpwnam(word)
+    except (KeyError, ValueError):
         raise NoSuchUser(f"No user '{word}' known.") from None
     return entry.pw_uid
 

@@ -347,12 +347,14 @@ class _Loader:
             except ValueError as err:
                 self._refused(where, option, text, err, "The other words of the line apply.")
         # Any word, even a refused one, makes the list set: KillExcludeUsers=bad/name must
-        # drop root's implicit exclusion as logind's ["bad/name"] does.
+        # drop root's implicit exclusion as logind's ["bad/name"] does. A line whose every
+        # word was refused and that changed nothing is not named as the value's source.
         if words and option.field is not None:
             current = self.values[option.field]
             assert current is None or isinstance(current, tuple)
-            self.values[option.field] = (*(current or ()), *accepted)
-            self.sources[option.field] = where
+            if accepted or current is None:
+                self.values[option.field] = (*(current or ()), *accepted)
+                self.sources[option.field] = where
         if unbalanced:
             self._warn(where.file, where.line, f"Invalid syntax, ignoring: {text}",
                        key=option.key, value=text,

@@ -35,7 +35,10 @@ def shall_kill(config: Config, user_name: str, *, forced: bool = False) -> KillD
     if not kill:
         return KillDecision(StopAction.WAIT, reason)
     if config.kill_user_processes is KillMode.PERMISSIVE:
-        return KillDecision(StopAction.RECORD, f"{reason}; KillUserProcesses=permissive: recorded")
+        recorded = "KillUserProcesses=permissive: recorded"
+        # The setting itself was the reason: say it once.
+        return KillDecision(StopAction.RECORD, recorded if reason == "KillUserProcesses=permissive"
+                            else f"{reason}; {recorded}")
     return KillDecision(StopAction.KILL, reason)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from logoutd import __version__
 from logoutd.config.parse import load_config
 from logoutd.core.manager import Manager
+from logoutd.daemon.lock import runtime_lock
 from logoutd.daemon.logs import setup_logging
 from logoutd.daemon.runtime import Runtime
 from logoutd.errors import LogoutdError
@@ -73,13 +74,19 @@ def main(argv: list[str] | None = None) -> int:
         paths = Paths(root=args.root, cgroup_root=cgroup_root, runtime_dir=args.runtime_dir,
                       state_dir=args.state_dir, user_runtime_root=args.user_runtime_root,
                       socket=args.socket)
-        result = load_config(paths.root)
-        for warning in result.warnings:
-            log.warning("%s", warning)
-        if result.fatal is not None:
-            log.warning("Failed to parse config file, using what was read before: %s", result.fatal)
-        runtime = Runtime(paths, result, dbus=args.dbus, log_limit=log_limit)
-        return asyncio.run(runtime.run(ready=lambda m: _announce(paths, m)))
+        if args.socket is not None and not args.socket.parent.is_dir():
+            raise LogoutdError(f"--socket {args.socket}: directory {args.socket.parent} "
+                               "does not exist.")
+        # Before anything touches the runtime dir: a second daemon must change nothing there.
+        with runtime_lock(paths.runtime_dir):
+            result = load_config(paths.root)
+            for warning in result.warnings:
+                log.warning("%s", warning)
+            if result.fatal is not None:
+                log.warning("Failed to parse config file, using what was read before: %s",
+                            result.fatal)
+            runtime = Runtime(paths, result, dbus=args.dbus, log_limit=log_limit)
+            return asyncio.run(runtime.run(ready=lambda m: _announce(paths, m)))
     except LogoutdError as e:
         print(f"logoutd: {e.message}", file=sys.stderr)
         return e.exit_status

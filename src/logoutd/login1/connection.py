@@ -12,7 +12,7 @@ from typing import Any
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from logoutd.errors import LogoutdError
+from logoutd.errors import LogoutdError, already_running
 from logoutd.login1.wire import DBUS, dbus_call, describe_process, text_of
 
 log = logging.getLogger("logoutd")
@@ -91,10 +91,9 @@ class BusConnection:
         if reply.body[0] not in (1, 4):  # PRIMARY_OWNER, ALREADY_OWNER
             owner = await _describe_owner(bus, NAME)
             bus.disconnect()
-            raise LogoutdError(
-                f"{NAME} is already owned on the system bus at {address} by {owner}: refusing "
-                "to start. Stop that service (systemd-logind or elogind) or run logoutd "
-                "without --dbus.")
+            raise LogoutdError(already_running(
+                f"{NAME} on the system bus at {address}", owner,
+                "Stop that service (systemd-logind or elogind) or run logoutd without --dbus."))
         self.bus = bus
         # Not with the handlers' tasks: cancelling a waiter would cancel dbus-fast's shared future.
         self._watcher = asyncio.get_running_loop().create_task(self._watch(bus))

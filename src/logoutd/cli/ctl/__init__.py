@@ -8,6 +8,7 @@ error it was (docs/logoutctl.md, "Exit status").
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Mapping
@@ -182,7 +183,9 @@ def _verb(words: list[str]) -> tuple[Verb, list[str]]:
     name, args = (words[0], words[1:]) if words else (DEFAULT_VERB, [])
     verb = VERBS.get(name)
     if verb is None:
-        raise InvalidArgument(f"Unknown command verb '{name}'; 'logoutctl --help' lists them.")
+        close = difflib.get_close_matches(name, VERBS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise InvalidArgument(f"Unknown command verb '{name}'{hint}; 'logoutctl --help' lists them.")
     if len(args) < verb.min_words:
         raise InvalidArgument(f"Too few arguments for '{name}' (usage: {name} {verb.usage}).")
     if verb.max_words is not None and len(args) > verb.max_words:

@@ -1,4 +1,4 @@
-"""list-sessions: every session, closing ones too (loginctl's table)."""
+"""list-sessions: every session, closing ones too (loginctl's table, with v254's STATE)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ def run(inv: Invocation) -> int:
     if inv.output.json:
         inv.output.emit_json("sessions", sessions)
         return 0
-    rows = [[s["id"], str(s["uid"]), s["user"], "", s["tty"] or ""] for s in sessions]
-    inv.output.show_table(["SESSION", "UID", "USER", "SEAT", "TTY"], rows, (0, 1), "sessions")
+    # STATE keeps a `closing` session (its leftovers still running) from reading as a login.
+    rows = [[s["id"], str(s["uid"]), s["user"], "", s["tty"] or "", s["state"]] for s in sessions]
+    inv.output.show_table(["SESSION", "UID", "USER", "SEAT", "TTY", "STATE"], rows, (0, 1),
+                          "sessions")
     return 0
 
 
