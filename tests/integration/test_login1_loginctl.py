@@ -116,7 +116,9 @@ def test_terminate_session(env, user, systemd_pam, bus, dbus_daemon):
 # A leftover that records each SIGUSR1 in a file, and says when its trap is set.
 USR1_TRAPPER = (
     'rm -f "$HOME/usr1.log" "$HOME/armed"; '
-    "sh -c 'trap \"echo USR1 >> \\$HOME/usr1.log\" USR1; : > \"$HOME/armed\"; "
+    # TERM and HUP ignored: the leader dies of the SIGUSR1 too, and the session's SIGTERM round
+    # could otherwise end the trapper before it ran its trap; the stop timeout's SIGKILL ends it.
+    "sh -c 'trap \"\" TERM HUP; trap \"echo USR1 >> \\$HOME/usr1.log\" USR1; : > \"$HOME/armed\"; "
     "while :; do sleep 0.1; done' >/dev/null 2>&1 </dev/null & _p=$!; "
     'until [ -e "$HOME/armed" ]; do sleep 0.01; done; echo "PID trapper $_p"'
 )
