@@ -92,7 +92,8 @@ def test_corrupt_state_files_are_skipped_with_a_warning(env, user, pam, daemon, 
     assert "Traceback" not in daemon.log()
 
 
-def test_full_state_filesystem(env, user, pam, start_daemon):
+def _daemon_on_tiny_runtime_fs(env, start_daemon):
+    """A daemon whose runtime dir is a 64 KiB tmpfs (unmounted at cleanup), started."""
     daemon = start_daemon(start=False)
     run = daemon.runtime_dir
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(run)],
@@ -100,6 +101,11 @@ def test_full_state_filesystem(env, user, pam, start_daemon):
     env.cleanup.add(Phase.USERS, f"umount {run}",
                     lambda: subprocess.run(["umount", str(run)], check=True))
     daemon.start()
+    return daemon, run
+
+
+def test_full_state_filesystem(env, user, pam, start_daemon):
+    daemon, run = _daemon_on_tiny_runtime_fs(env, start_daemon)
     filler = run / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
@@ -142,13 +148,7 @@ def test_full_state_filesystem(env, user, pam, start_daemon):
 
 def test_full_state_filesystem_at_logout_still_kills(env, user, pam, start_daemon):
     """Issue 11: the stop's state save fails (ENOSPC); the kill goes on, the save is retried."""
-    daemon = start_daemon(start=False)
-    run = daemon.runtime_dir
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(run)],
-                   check=True)
-    env.cleanup.add(Phase.USERS, f"umount {run}",
-                    lambda: subprocess.run(["umount", str(run)], check=True))
-    daemon.start()
+    daemon, run = _daemon_on_tiny_runtime_fs(env, start_daemon)
     login = env.login("su", pam, user, script("nohup", "stubborn"))
     procs = login.wait_ready()
     env.track(procs.values())
