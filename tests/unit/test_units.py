@@ -87,6 +87,15 @@ def test_invalid_names(name: str, kind: UnitKind, why: str) -> None:
     assert "\n" not in e.value.message and "\0" not in e.value.message
 
 
+def held_start(core: Core, name: str) -> tuple[FakeSpawner, Unit, list[LogoutdError | None]]:
+    """alice logged in; `sleep 100` started as NAME, its child not reported yet (starting)."""
+    spawner = with_spawner(core)
+    spawner.hold = True
+    login(core)
+    outcomes: list[LogoutdError | None] = []
+    return spawner, start(core, ["sleep", "100"], name, outcomes=outcomes), outcomes
+
+
 def test_scope_moves_the_callers_process(core: Core) -> None:
     _, shell = login(core)
     unit = core.manager.units.start_scope(1000, shell.pid, None)
@@ -408,11 +417,7 @@ def test_stopping_user_saves_its_sigkill_deadline_before_signalling() -> None:
 
 
 def test_a_service_is_starting_until_its_child_reports(core: Core) -> None:
-    spawner = with_spawner(core)
-    spawner.hold = True
-    login(core)
-    outcomes: list[LogoutdError | None] = []
-    unit = start(core, ["sleep", "100"], "backup", outcomes=outcomes)
+    spawner, unit, outcomes = held_start(core, "backup")
     assert unit.state is UnitState.STARTING and unit.spawning and outcomes == []
     assert core.store.data[("units", unit.key)]["state"] == "starting"
     assert unit.main is not None and unit.main.pid in spawner.pending
@@ -429,11 +434,7 @@ def test_a_service_is_starting_until_its_child_reports(core: Core) -> None:
 
 
 def test_a_start_that_timed_out_is_undone(core: Core) -> None:
-    spawner = with_spawner(core)
-    spawner.hold = True
-    login(core)
-    outcomes: list[LogoutdError | None] = []
-    unit = start(core, ["sleep", "100"], "backup", outcomes=outcomes)
+    spawner, unit, outcomes = held_start(core, "backup")
     assert unit.main is not None
     pid = unit.main.pid
     error = LogoutdError("Starting backup.service as user alice did not finish within 5 s "
@@ -448,11 +449,7 @@ def test_a_start_that_timed_out_is_undone(core: Core) -> None:
 
 
 def test_a_failed_start_whose_child_is_not_gone_yet_is_killed_then_removed(core: Core) -> None:
-    spawner = with_spawner(core)
-    spawner.hold = True
-    login(core)
-    outcomes: list[LogoutdError | None] = []
-    unit = start(core, ["sleep", "100"], "slow", outcomes=outcomes)
+    spawner, unit, outcomes = held_start(core, "slow")
     assert unit.main is not None
     spawner.report(unit.main.pid, LogoutdError("timed out"), exited=False)
     assert outcomes and core.cgroups.kills == [unit.cgroup]
@@ -511,11 +508,7 @@ def test_an_unconfirmed_start_whose_child_died_with_the_daemon_is_removed_on_res
 
 
 def test_stopped_while_starting(core: Core) -> None:
-    spawner = with_spawner(core)
-    spawner.hold = True
-    login(core)
-    outcomes: list[LogoutdError | None] = []
-    unit = start(core, ["sleep", "100"], "brief", outcomes=outcomes)
+    spawner, unit, outcomes = held_start(core, "brief")
     assert unit.main is not None
     pid = unit.main.pid
     assert unit.stop() == 1  # SIGTERM: the fake child ends
