@@ -104,8 +104,8 @@ def _daemon_on_tiny_runtime_fs(env, start_daemon):
     return daemon, run
 
 
-def test_full_state_filesystem(env, user, pam, start_daemon):
-    daemon, run = _daemon_on_tiny_runtime_fs(env, start_daemon)
+def _fill(run: Path) -> Path:
+    """Fill the runtime dir's filesystem to ENOSPC with one file; that file."""
     filler = run / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
@@ -115,6 +115,12 @@ def test_full_state_filesystem(env, user, pam, start_daemon):
         assert e.errno == errno.ENOSPC
     finally:
         os.close(fd)
+    return filler
+
+
+def test_full_state_filesystem(env, user, pam, start_daemon):
+    daemon, run = _daemon_on_tiny_runtime_fs(env, start_daemon)
+    filler = _fill(run)
     # The API names the file that could not be written; nothing is left half-made.
     leader = subprocess.Popen(["sleep", "100"], user=user.uid, group=user.gid)
     env.track([Proc.of(leader.pid, "leader")])
@@ -153,15 +159,7 @@ def test_full_state_filesystem_at_logout_still_kills(env, user, pam, start_daemo
     procs = login.wait_ready()
     env.track(procs.values())
     session = daemon.wait_session(user.name)
-    filler = run / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"x" * 1024)
-    except OSError as e:
-        assert e.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
+    filler = _fill(run)
     assert login.logout() == 0
     # nohup goes at SIGTERM, stubborn at SessionStopTimeoutSec=2s (base drop-in) + slack.
     wait_gone(env, procs.values(), 2 + 4, "the session's jobs, with the state filesystem full")
