@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -38,6 +38,9 @@ OTHER = "other"
 ACTIONS = ("kill", "wait", "record")  # StopAction's values
 ORIGINS = ("api", "hook")
 KEEP_SOURCES = ("unit", "autokeep")
+# The classic text format, which every Prometheus reads; generate_latest writes it (newer
+# prometheus_client versions label their CONTENT_TYPE_LATEST 1.0.0, for UTF-8 metric names).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # create_session: a cgroup mkdir, a move, two atomic state writes; seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -111,7 +114,7 @@ class DaemonMetrics(Collector):
         self._config = config
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE
 
     # -- the core's Metrics port ---------------------------------------------------------
 
