@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +217,19 @@ def test_a_port_in_use_is_one_line() -> None:
             listen(f"127.0.0.1:{port}")
     assert e.value.message == (f"--metrics-listen 127.0.0.1:{port}: address already in use "
                                "(another program listens there); logoutd did not start.")
+
+
+def test_without_prometheus_client_the_option_is_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    script = f"""
+import sys
+sys.modules["prometheus_client"] = None  # as if logoutd[metrics] were not installed
+from logoutd.daemon.main import main
+raise SystemExit(main(["--cgroup-root", {str(tmp_path)!r}, "--runtime-dir", {str(tmp_path / "run")!r},
+                       "--state-dir", {str(tmp_path / "state")!r}, "--metrics-listen", "127.0.0.1:9101"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(
+        "logoutd: --metrics-listen needs the prometheus_client package ("), done.stderr
+    assert done.stderr.endswith("): pip install 'logoutd[metrics]'\n")
+    assert list(tmp_path.iterdir()) == []
