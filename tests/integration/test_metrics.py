@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -33,10 +34,13 @@ PROMTOOL = Path("/usr/bin/promtool")
 pytestmark = pytest.mark.skipif(not (PROMETHEUS.exists() and PROMTOOL.exists()),
                                 reason="prometheus not installed (Debian package prometheus)")
 
+RULES = Path(__file__).resolve().parents[2] / "contrib" / "prometheus" / "logoutd-alerts.yml"
 SCRAPE_CONFIG = """\
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files: [{rules}]
 scrape_configs:
   - job_name: logoutd
     static_configs:
@@ -47,11 +51,13 @@ scrape_configs:
 class Prometheus:
     """A real Prometheus server on 127.0.0.1 scraping one target, in the test's temp dir."""
 
-    def __init__(self, env: Env, target: str) -> None:
+    def __init__(self, env: Env, target: str, rules: Path | None = None) -> None:
         self.dir = env.tmp / "prometheus"
         (self.dir / "data").mkdir(parents=True)
+        if rules is not None:
+            shutil.copy(rules, self.dir / rules.name)
         config = self.dir / "prometheus.yml"
-        config.write_text(SCRAPE_CONFIG.format(target=target))
+        config.write_text(SCRAPE_CONFIG.format(target=target, rules=rules.name if rules else ""))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = self.dir / "prometheus.log"
@@ -166,6 +172,33 @@ def test_prometheus_sees_three_ssh_logins(env: Env, pam, user, user2, metrics_da
     prometheus.wait_value('logoutd_sessions{state="closing"}', 0)
     prometheus.wait_value('sum(logoutd_sessions_stopped_total{action="kill"})', 3)
     prometheus.wait_value('logoutd_stop_signalled_processes_total{owner="session"}', 3)  # the nohups
+
+
+def test_the_contrib_alert_is_pending_after_real_leftovers(env: Env, pam, user,  # type: ignore[no-untyped-def]
+                                                          metrics_port: int) -> None:
+    """Permissive mode on real ssh logins; the real server evaluates contrib's alert rule."""
+    daemon = env.daemon("[Login]\nKillUserProcesses=permissive\n", start=False)
+    daemon.extra_args = ["--metrics-listen", f"127.0.0.1:{metrics_port}"]
+    daemon.start(timeout=20)
+    prometheus = Prometheus(env, f"127.0.0.1:{metrics_port}", rules=RULES)
+    prometheus.wait_value('logoutd_kill_user_processes{mode="permissive"}', 1)
+    alert = 'ALERTS{alertname="LogoutdLeftoversRising", program="sleep"}'
+    # A program's series appears at its first count, which increase() does not see: one
+    # logout leaves one sleep first, the next leaves six.
+    for jobs, total in ((1, 1), (6, 7)):
+        extra = "; ".join(f'nohup sleep 100{k} >/dev/null 2>&1 </dev/null & _p=$!; _comm $_p sleep; '
+                          f'echo "PID job{k} $_p"' for k in range(jobs))
+        login = env.login("ssh", pam, user, script(extra=extra))
+        env.track(login.wait_ready().values())
+        assert login.logout() == 0, login.report()
+        prometheus.wait_value('logoutd_leftovers_total{program="sleep"}', total)
+        if jobs == 1:
+            assert prometheus.query(alert) == []
+    prometheus.wait_value('sum(logoutd_sessions_stopped_total{action="record"})', 2)
+    found = wait_for(lambda: prometheus.query(alert), 60, "the alert to be pending",
+                     interval=0.25, details=prometheus.log_text)
+    assert [a["metric"]["alertstate"] for a in found] == ["pending"], found  # for: 10m
+    assert found[0]["metric"]["instance"] == f"127.0.0.1:{metrics_port}", found
 
 
 def _run(daemon: Daemon, *extra: str) -> subprocess.CompletedProcess[str]:
