@@ -91,7 +91,7 @@ class StopRound:
         crashpoint(f"{self.kind}.stop.sigkill-timeout")
         cgroups, audit = self.ports.cgroups, self.ports.audit
         if cgroups.is_populated(self.cgroup):
-            # Counting reads every pid: only for the audit log, and then before the kill.
+            # Counting reads every pid: only for the audit log or the metrics, before the kill.
             counting = audit.detailed or self.ports.metrics.counts_processes
             left = len(cgroups.pids(self.cgroup)) if counting else None
             cgroups.kill(self.cgroup)
