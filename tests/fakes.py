@@ -403,3 +403,35 @@ class FakeSpawner:
     def reap(self, pid: int) -> int | None:
         self.reaped.append(pid)
         return self.exit_codes.get(pid)
+
+
+class FakeMetrics:
+    """Records what the core tells the metrics, as (event, args) pairs."""
+
+    def __init__(self, counts_processes: bool = True) -> None:
+        self.counts_processes = counts_processes
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def of(self, event: str) -> list[tuple[Any, ...]]:
+        return [args for e, args in self.calls if e == event]
+
+    def session_new(self, origin: str) -> None:
+        self.calls.append(("session_new", (origin,)))
+
+    def session_stopped(self, cause: str, action: str) -> None:
+        self.calls.append(("session_stopped", (cause, action)))
+
+    def processes_signalled(self, owner: str, count: int) -> None:
+        self.calls.append(("processes_signalled", (owner, count)))
+
+    def stop_timed_out(self, owner: str, killed: int | None) -> None:
+        self.calls.append(("stop_timed_out", (owner, killed)))
+
+    def leftovers_recorded(self, programs: Sequence[str]) -> None:
+        self.calls.append(("leftovers_recorded", tuple(programs)))
+
+    def keep_requested(self, source: str, allowed: bool) -> None:
+        self.calls.append(("keep_requested", (source, allowed)))
+
+    def session_create_seconds(self, seconds: float) -> None:
+        self.calls.append(("session_create_seconds", (seconds,)))

@@ -276,10 +276,13 @@ class Service:
                        class_: str, tty: str, display: str, remote_host: str,
                        remote_user: str) -> dict[str, Any]:
         self._require_root(caller, "create sessions")
+        started = time.monotonic()
         session, existing = self.manager.open_session(SessionRequest(
             uid=uid, leader=leader, service=service, type=type, class_=class_, tty=tty,
             display=display, remote_host=remote_host, remote_user=remote_user,
         ))
+        if not existing:
+            self.manager.ports.metrics.session_create_seconds(time.monotonic() - started)
         return {"session": SessionView.of(session).json(), "runtime_path": session.user.runtime_path,
                 "existing": existing}
 

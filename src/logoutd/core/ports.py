@@ -261,6 +261,69 @@ class UserFiles(Protocol):
         ...
 
 
+class Metrics(Protocol):
+    """What the core tells the metrics (`--metrics-listen`): counters only; the live gauges are
+    read from the manager at scrape time."""
+
+    @property
+    def counts_processes(self) -> bool:
+        """Whether a stop timeout should count what it kills (that reads every pid)."""
+        ...
+
+    def session_new(self, origin: str) -> None:
+        """A session started: "api" (create_session) or "hook" (adopted from the PAM hook)."""
+        ...
+
+    def session_stopped(self, cause: str, action: str) -> None: ...
+
+    def processes_signalled(self, owner: str, count: int) -> None:
+        """A stop round of a session, user or unit signalled count processes."""
+        ...
+
+    def stop_timed_out(self, owner: str, killed: int | None) -> None:
+        """A stop round's deadline found processes left and killed them (count if known)."""
+        ...
+
+    def leftovers_recorded(self, programs: Sequence[str]) -> None:
+        """Processes left behind in permissive mode, by program name (comm)."""
+        ...
+
+    def keep_requested(self, source: str, allowed: bool) -> None:
+        """A request to keep processes: "unit" (start_scope/start_unit) or "autokeep"."""
+        ...
+
+    def session_create_seconds(self, seconds: float) -> None:
+        """How long a create_session that made a new session took."""
+        ...
+
+
+class NoMetrics:
+    """No --metrics-listen: nothing is counted."""
+
+    counts_processes = False
+
+    def session_new(self, origin: str) -> None:
+        pass
+
+    def session_stopped(self, cause: str, action: str) -> None:
+        pass
+
+    def processes_signalled(self, owner: str, count: int) -> None:
+        pass
+
+    def stop_timed_out(self, owner: str, killed: int | None) -> None:
+        pass
+
+    def leftovers_recorded(self, programs: Sequence[str]) -> None:
+        pass
+
+    def keep_requested(self, source: str, allowed: bool) -> None:
+        pass
+
+    def session_create_seconds(self, seconds: float) -> None:
+        pass
+
+
 @dataclass
 class Ports:
     """Every port the core reaches the system through."""
@@ -273,3 +336,4 @@ class Ports:
     userfiles: UserFiles
     audit: AuditLog  # AuditFile: syslog always, the JSON-lines file with AuditLog=
     spawner: Spawner = field(default_factory=NoSpawner)
+    metrics: Metrics = field(default_factory=NoMetrics)

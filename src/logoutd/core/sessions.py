@@ -144,6 +144,7 @@ class Session:
         self.ctx.ports.audit.record("session-new", session=self.id, user=self.user.name,
                                     uid=self.user.uid, leader=self.leader_pid, service=self.service,
                                     tty=self.tty, remote_host=self.remote_host)
+        self.ctx.ports.metrics.session_new("api")
 
     def adopt(self) -> None:
         """Take over the scope the PAM hook made while logoutd did not answer (DESIGN §10); the
@@ -166,6 +167,7 @@ class Session:
                                     uid=self.user.uid, leader=self.leader_pid, service=self.service,
                                     tty=self.tty, remote_host=self.remote_host,
                                     adopted_from="hook")
+        self.ctx.ports.metrics.session_new("hook")
 
     def _watch(self) -> None:
         ports = self.ctx.ports
@@ -227,6 +229,7 @@ class Session:
         self.ctx.ports.audit.record("session-stop", session=self.id, user=self.user.name,
                                     cause=str(cause), action=str(self.decision.action),
                                     reason=self.decision.reason)
+        self.ctx.ports.metrics.session_stopped(str(cause), str(self.decision.action))
         if self.decision.kill and not force and self.ctx.config.auto_keep:
             self._auto_keep()
         if self.decision.action is StopAction.RECORD or self.ctx.ports.audit.detailed:
@@ -253,6 +256,7 @@ class Session:
             ports.audit.record("keep", session=self.id, user=self.user.name, unit=name,
                                pids=pids, granted=policy.allowed,
                                rule=f"AutoKeep= ({'allowed' if policy.allowed else 'denied'}: {policy.rule})")
+            ports.metrics.keep_requested("autokeep", policy.allowed)
             if not policy.allowed:
                 log.info("Session %s: not keeping process %d (AutoKeep=): %s.", self.id, root, policy.rule)
                 continue
@@ -292,6 +296,7 @@ class Session:
         for record in records:
             self.ctx.ports.audit.record("leftover", **as_dict(record))
         if self.decision.action is StopAction.RECORD:
+            self.ctx.ports.metrics.leftovers_recorded([r.comm for r in records])
             log.info("Session %s: %d processes left behind, not killed (permissive); "
                      "see logoutctl leftovers --session %s.", self.id, len(records), self.id)
 

@@ -65,6 +65,7 @@ class StopRound:
         if count:
             log.info("%s: sent %s to %d processes.", self.label, ", ".join(names), count)
             self.ports.audit.record("signalled", **self.audit_fields, signals=names, count=count)
+            self.ports.metrics.processes_signalled(self.kind, count)
         crashpoint(f"{self.kind}.stop.term-sent")
         if cgroups.is_populated(self.cgroup):
             self._arm()
@@ -90,12 +91,14 @@ class StopRound:
         crashpoint(f"{self.kind}.stop.sigkill-timeout")
         cgroups, audit = self.ports.cgroups, self.ports.audit
         if cgroups.is_populated(self.cgroup):
-            # Counting reads every pid: only for the audit log, and then before the kill.
-            left = len(cgroups.pids(self.cgroup)) if audit.detailed else None
+            # Counting reads every pid: only for the audit log or the metrics, before the kill.
+            counting = audit.detailed or self.ports.metrics.counts_processes
+            left = len(cgroups.pids(self.cgroup)) if counting else None
             cgroups.kill(self.cgroup)
             log.info("%s: stop timed out, killed what was left (cgroup.kill).", self.label)
             counted = {"count": left} if left is not None else {}
             audit.record("signalled", **self.audit_fields, signals=["SIGKILL"], **counted)
+            self.ports.metrics.stop_timed_out(self.kind, left)
         self.sigkill_sent = True
         self.save()
         self.on_killed()

@@ -261,6 +261,7 @@ class Units:
         decision = may_keep(self.ctx.config, user.name, ports.userdb.group_names(user.account))
         ports.audit.record("keep", user=user.name, unit=full, granted=decision.allowed,
                            rule=decision.rule)
+        ports.metrics.keep_requested("unit", decision.allowed)
         if not decision.allowed:
             log.warning("Denied %s to user %s: %s.", full, user.name, decision.rule)
             raise AccessDenied(f"Keeping processes after logout is denied: {decision.rule}.")

@@ -8,16 +8,21 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logoutd import __version__
 from logoutd.config.parse import load_config
 from logoutd.core.manager import Manager
 from logoutd.daemon.lock import runtime_lock
 from logoutd.daemon.logs import setup_logging
+from logoutd.daemon.metricsserver import listen, parse_listen
 from logoutd.daemon.runtime import Runtime
 from logoutd.errors import LogoutdError
 from logoutd.paths import DEFAULT_RUNTIME_DIR, Paths
 from logoutd.system.cgroups import find_cgroup2_mount
+
+if TYPE_CHECKING:
+    from logoutd.daemon.metrics import DaemonMetrics
 
 log = logging.getLogger("logoutd")
 HOOK_PATH = Path("/usr/local/bin/logoutd-pam")
@@ -45,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also serve org.freedesktop.login1 on the system bus (stock "
                              "pam_systemd and loginctl); needs logoutd[dbus]")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    parser.add_argument("--metrics-listen", metavar="HOST:PORT",
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics; HOST must be "
+                             "loopback (127.0.0.1, [::1], localhost); needs logoutd[metrics]; "
+                             "off by default")
     parser.add_argument("--check-config", action="store_true",
                         help="only check logind.conf and its drop-ins under --root: print each "
                              "warning and a summary, change nothing; exit 0 when every line "
@@ -77,15 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.socket is not None and not args.socket.parent.is_dir():
             raise LogoutdError(f"--socket {args.socket}: directory {args.socket.parent} "
                                "does not exist.")
+        metrics_class = None
+        if args.metrics_listen is not None:
+            parse_listen(args.metrics_listen)  # a bad value is refused before anything else
+            metrics_class = _metrics_class()
         # Before anything touches the runtime dir: a second daemon must change nothing there.
         with runtime_lock(paths.runtime_dir):
+            # Bound before anything changes: a port in use stops the start (one line, exit 1).
+            metrics = metrics_class(listen(args.metrics_listen)) if metrics_class else None
             result = load_config(paths.root)
             for warning in result.warnings:
                 log.warning("%s", warning)
             if result.fatal is not None:
                 log.warning("Failed to parse config file, using what was read before: %s",
                             result.fatal)
-            runtime = Runtime(paths, result, dbus=args.dbus, log_limit=log_limit)
+            runtime = Runtime(paths, result, dbus=args.dbus, log_limit=log_limit, metrics=metrics)
             return asyncio.run(runtime.run(ready=lambda m: _announce(paths, m)))
     except LogoutdError as e:
         print(f"logoutd: {e.message}", file=sys.stderr)
@@ -95,6 +110,16 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     except KeyboardInterrupt:
         return 0
+
+
+def _metrics_class() -> type[DaemonMetrics]:
+    """--metrics-listen's exporter; the only path by which the daemon imports prometheus_client."""
+    try:
+        from logoutd.daemon.metrics import DaemonMetrics
+    except ImportError as e:
+        raise LogoutdError(f"--metrics-listen needs the prometheus_client package ({e}): "
+                           "pip install 'logoutd[metrics]'") from None
+    return DaemonMetrics
 
 
 def _default_cgroup_root() -> Path:

@@ -8,16 +8,16 @@ import logging
 import resource
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from logoutd.api.connections import ROOT_LIMITS, USER_LIMITS, MemoryReturn, fitting_limits
 from logoutd.api.server import ApiServer
 from logoutd.api.service import DaemonInfo, Service
-from logoutd.config.parse import ConfigResult, load_config
+from logoutd.config.parse import ConfigResult, ConfigWarning, load_config
 from logoutd.core.manager import Manager
-from logoutd.core.ports import Ports, SpawnDone
+from logoutd.core.ports import NoMetrics, Ports, SpawnDone
 from logoutd.daemon.checkconfig import checked_warnings
 from logoutd.daemon.logs import RateLimit, loop_exception_handler
 from logoutd.errors import LogoutdError
@@ -31,7 +31,24 @@ from logoutd.system.procfs import ProcessTable
 from logoutd.system.spawn import Spawner
 from logoutd.system.statefiles import StateStore, write_atomic
 
+if TYPE_CHECKING:  # imported only with --metrics-listen (it imports prometheus_client)
+    from logoutd.daemon.metrics import DaemonMetrics
+
 log = logging.getLogger("logoutd")
+
+
+class ConfigHealth(NamedTuple):
+    """The last configuration load or reload, for the metrics."""
+
+    warnings: int
+    ignored: int
+    loaded: bool  # every file read to its end (else the previous configuration was kept)
+
+    @classmethod
+    def of(cls, result: ConfigResult,
+           warnings: Sequence[ConfigWarning] | None = None) -> ConfigHealth:
+        found = result.warnings if warnings is None else warnings
+        return cls(len(found), sum(w.ignored for w in found), result.fatal is None)
 
 
 class LoopClock:
@@ -80,10 +97,13 @@ class Runtime:
     config_result: ConfigResult
     dbus: bool = False
     log_limit: RateLimit | None = None
+    metrics: DaemonMetrics | None = None  # --metrics-listen
     audit: AuditFile = field(init=False)
     userfiles: UserFiles = field(init=False)
+    config_health: ConfigHealth = field(init=False)
 
     def __post_init__(self) -> None:
+        self.config_health = ConfigHealth.of(self.config_result)
         self.audit = AuditFile(self.config_result.config.audit_log)
         self.userfiles = UserFiles(self.paths.user_runtime_root, self.paths.linger_dir,
                                    self.config_result.config.runtime_directory_size)
@@ -108,6 +128,7 @@ class Runtime:
             userfiles=self.userfiles,
             audit=self.audit,
             spawner=spawner,
+            metrics=self.metrics if self.metrics is not None else NoMetrics(),
         )
         write_atomic(self.paths.cgroup_root_file, f"{self.paths.cgroup_root.resolve()}\n",
                      mode=0o644)
@@ -146,6 +167,11 @@ class Runtime:
             for server in servers:
                 await server.start()
                 parts.push_async_callback(server.close)
+            if self.metrics is not None:
+                self.metrics.watch(manager, lambda: self.config_health)
+                await self.metrics.server.start()
+                parts.push_async_callback(self.metrics.server.close)
+                log.info("Prometheus metrics at http://%s/metrics.", self.metrics.server.address)
             stop = asyncio.Event()
             loop.add_signal_handler(signal.SIGHUP, lambda: self.reload(manager))
             for signo in (signal.SIGTERM, signal.SIGINT):
@@ -169,6 +195,7 @@ class Runtime:
             log.warning("Config reload failed, keeping the previous configuration: %s",
                         result.fatal)
             self.audit.record("reload", files=list(result.files), error=str(result.fatal))
+            self.config_health = ConfigHealth.of(result)
             return {"reloaded": False, "error": str(result.fatal),
                     "warnings": [str(w) for w in result.warnings],
                     "ignored": sum(w.ignored for w in result.warnings)}
@@ -176,6 +203,7 @@ class Runtime:
         manager.set_config(result.config)
         problem = self.audit.configure(result.config.audit_log)  # logged there
         warnings = checked_warnings(result, problem)
+        self.config_health = ConfigHealth.of(result, warnings)
         self.userfiles.tmpfs_size = result.config.runtime_directory_size
         self.audit.record("reload", files=list(result.files), warnings=[str(w) for w in warnings])
         log.info("Config file reloaded.")

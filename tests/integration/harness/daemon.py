@@ -46,6 +46,7 @@ class Daemon:
     proc: Proc | None = None
     starts: int = 0
     dbus: PrivateBus | None = None  # with a bus: `--dbus`, DBUS_SYSTEM_BUS_ADDRESS set
+    extra_args: list[str] = field(default_factory=list)  # e.g. --metrics-listen HOST:PORT
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -75,6 +76,7 @@ class Daemon:
             "--socket", str(self.socket),
             "--log-level", "debug",
             *(["--dbus"] if self.dbus is not None else []),
+            *self.extra_args,
         ]
 
     # -- process control --------------------------------------------------------------------
