@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv openssh-server openssh-client tmux screen dbus-daemon \
-                util-linux passwd procps libpam-modules systemd libpam-systemd polkitd zsh dash
+                util-linux passwd procps libpam-modules systemd libpam-systemd polkitd zsh dash \
+                logrotate runit s6 man-db groff-base
 HOOK   := /usr/local/bin/logoutd-pam
 
 .PHONY: run test demo deps venv lint typecheck bench clean install-hook
@@ -21,7 +22,8 @@ venv: $(VENV)/.installed
 # Debian packages the tests drive for real: sshd, su/runuser, tmux, screen, zsh and dash (login
 # shells for the shell integration), dbus-daemon, and
 # systemd's stock loginctl and pam_systemd.so (run against logoutd's org.freedesktop.login1),
-# polkitd (SetUserLinger is decided by polkit when it is on the bus).
+# polkitd (SetUserLinger is decided by polkit when it is on the bus), logrotate, runit and s6
+# (contrib/ files run by their real tools), man-db (the man pages).
 # policy-rc.d keeps apt from starting a system sshd on port 22 (servers here are loopback only).
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \

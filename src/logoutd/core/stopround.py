@@ -23,6 +23,7 @@ from typing import Any
 from logoutd.core.ports import Ports
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
+from logoutd.logfields import fields
 
 log = logging.getLogger("logoutd")
 
@@ -63,7 +64,8 @@ class StopRound:
         count = cgroups.signal_all(self.cgroup, self.signals)
         names = [s.name for s in self.signals]
         if count:
-            log.info("%s: sent %s to %d processes.", self.label, ", ".join(names), count)
+            log.info("%s: sent %s to %d processes.", self.label, ", ".join(names), count,
+                     extra=fields(**self.audit_fields, signals=names, count=count))
             self.ports.audit.record("signalled", **self.audit_fields, signals=names, count=count)
         crashpoint(f"{self.kind}.stop.term-sent")
         if cgroups.is_populated(self.cgroup):
@@ -93,7 +95,8 @@ class StopRound:
             # Counting reads every pid: only for the audit log, and then before the kill.
             left = len(cgroups.pids(self.cgroup)) if audit.detailed else None
             cgroups.kill(self.cgroup)
-            log.info("%s: stop timed out, killed what was left (cgroup.kill).", self.label)
+            log.info("%s: stop timed out, killed what was left (cgroup.kill).", self.label,
+                     extra=fields(**self.audit_fields, signals=["SIGKILL"], count=left))
             counted = {"count": left} if left is not None else {}
             audit.record("signalled", **self.audit_fields, signals=["SIGKILL"], **counted)
         self.sigkill_sent = True

@@ -46,6 +46,7 @@ class Daemon:
     proc: Proc | None = None
     starts: int = 0
     dbus: PrivateBus | None = None  # with a bus: `--dbus`, DBUS_SYSTEM_BUS_ADDRESS set
+    log_target: str = "stderr"  # --log-target: the log file only sees stderr
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -74,6 +75,7 @@ class Daemon:
             "--user-runtime-root", str(self.user_runtime_root),
             "--socket", str(self.socket),
             "--log-level", "debug",
+            "--log-target", self.log_target,
             *(["--dbus"] if self.dbus is not None else []),
         ]
 
