@@ -9,7 +9,7 @@ APT_PACKAGES := python3 python3-venv openssh-server openssh-client tmux screen d
                 logrotate runit s6 man-db groff-base
 HOOK   := /usr/local/bin/logoutd-pam
 
-.PHONY: run test demo deps venv lint typecheck bench clean install-hook
+.PHONY: run test demo deps venv lint typecheck bench clean install-hook install-ctl
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,12 @@ deps:
 install-hook: venv
 	$(PY) -m logoutd install-pam-hook --dest $(HOOK)
 
-run: deps venv install-hook
+# logoutctl for every user (the venv's Python may be unreadable to them) and the man pages.
+install-ctl: venv
+	$(PY) -m logoutd install-logoutctl --dest /usr/local/bin/logoutctl
+	$(PY) -m logoutd install-man-pages --dest /usr/local/share/man
+
+run: deps venv install-hook install-ctl
 	$(PY) -m logoutd
 
 test: deps venv

@@ -1,13 +1,17 @@
 """What an administrator installs beside the daemon (issue 13, items 3 and 5): the logrotate
-file, run by the real logrotate."""
+file, run by the real logrotate; the logoutctl wrapper, run by an ordinary user."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests.integration.harness.daemon import src_dir
 
 REPO = Path(__file__).resolve().parents[2]
 LOGROTATE = REPO / "contrib/logrotate/logoutd"
@@ -51,3 +55,24 @@ def test_logrotate_file_rotates_the_documented_files(tmp_path: Path) -> None:
     finally:
         for h in held:
             h.close()
+
+
+def test_installed_logoutctl_runs_for_an_ordinary_user(env, user, daemon) -> None:  # type: ignore[no-untyped-def]
+    dest = env.tmp / "bin/logoutctl"
+    install = subprocess.run([sys.executable, "-m", "logoutd", "install-logoutctl", "--dest",
+                              str(dest)], capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, PYTHONPATH=str(src_dir())))
+    assert install.returncode == 0, install.stderr
+    assert install.stdout.startswith(f"{dest}: logoutctl for every user"), install.stdout
+    assert "warning" not in install.stdout, install.stdout
+    assert dest.read_text().startswith("#!/usr/bin/python3 -IS\n")
+    run = subprocess.run(["runuser", "-u", user.name, "--", str(dest), "--socket",
+                          str(daemon.socket), "list-sessions"],
+                         capture_output=True, text=True, timeout=60, cwd="/")
+    assert run.returncode == 0, run
+    assert "0 sessions listed." in run.stdout or "No sessions." in run.stdout, run.stdout
+    # Again over the first: replaced in place, still ours.
+    again = subprocess.run([sys.executable, "-m", "logoutd", "install-logoutctl", "--dest",
+                            str(dest)], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, PYTHONPATH=str(src_dir())))
+    assert again.returncode == 0 and dest.stat().st_mode & 0o777 == 0o755

@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="logoutd",
         description="Track every login session in its own cgroup; end it at logout.",
-        epilog="Subcommand: `logoutd install-pam-hook [--dest PATH]` installs the PAM hook.",
+        epilog="Subcommands: `logoutd install-pam-hook [--dest PATH]` installs the PAM hook; "
+               "`logoutd install-man-pages [--dest DIR]` the man pages; "
+               "`logoutd install-logoutctl [--dest PATH]` a logoutctl every user can run.",
     )
     parser.add_argument("--version", action="version", version=f"logoutd {__version__}")
     parser.add_argument("--root", type=Path, default=Path("/"),
@@ -66,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         from logoutd.pam.install import main as install_main
 
         return install_main(argv[1:])
+    if argv[:1] == ["install-logoutctl"]:
+        from logoutd.ctlwrapper import main as ctl_main
+
+        return ctl_main(argv[1:])
+    if argv[:1] == ["install-man-pages"]:
+        from logoutd.manpages import main as man_main
+
+        return man_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.json and not args.check_config:
