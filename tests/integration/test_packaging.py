@@ -76,3 +76,18 @@ def test_installed_logoutctl_runs_for_an_ordinary_user(env, user, daemon) -> Non
                             str(dest)], capture_output=True, text=True, timeout=60,
                            env=dict(os.environ, PYTHONPATH=str(src_dir())))
     assert again.returncode == 0 and dest.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_missing_cgroup_root_says_it_does_not_exist(env) -> None:  # type: ignore[no-untyped-def]
+    daemon = env.daemon(start=False)
+    argv = daemon.argv()
+    missing = env.tmp / "no-such-cgroup"
+    argv[argv.index("--cgroup-root") + 1] = str(missing)
+    other_run = env.tmp / "run-missing-cgroup"
+    argv[argv.index("--runtime-dir") + 1] = str(other_run)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, PYTHONPATH=str(src_dir())))
+    assert result.returncode == 1, result
+    assert result.stderr == (f"logoutd: --cgroup-root {missing} does not exist (create it with "
+                             "mkdir inside the cgroup2 mount, or give another one).\n")
+    assert not other_run.exists()  # nothing made

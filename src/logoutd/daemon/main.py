@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         paths = Paths(root=args.root, cgroup_root=cgroup_root, runtime_dir=args.runtime_dir,
                       state_dir=args.state_dir, user_runtime_root=args.user_runtime_root,
                       socket=args.socket)
+        if not cgroup_root.exists():
+            raise LogoutdError(f"--cgroup-root {cgroup_root} does not exist (create it with "
+                               "mkdir inside the cgroup2 mount, or give another one).")
         if args.socket is not None and not args.socket.parent.is_dir():
             raise LogoutdError(f"--socket {args.socket}: directory {args.socket.parent} "
                                "does not exist.")
