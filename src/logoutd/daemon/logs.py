@@ -117,6 +117,7 @@ SYSLOG_SOCKET = Path("/dev/log")
 JOURNAL_SOCKET_ENV = "LOGOUTD_JOURNAL_SOCKET"
 SYSLOG_SOCKET_ENV = "LOGOUTD_SYSLOG_SOCKET"
 SEND_TIMEOUT = 0.5  # seconds a full log socket may hold the daemon's loop, per line
+RETRY_AFTER = 2.0  # seconds a failing log socket is not tried; its lines go to stderr
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
 _FACILITY_DAEMON = 3
@@ -149,8 +150,9 @@ def stderr_formatter(prefix: str) -> logging.Formatter:
 
 class _DatagramHandler(logging.Handler):
     """One AF_UNIX datagram per record to a log socket. A line the socket refuses (its daemon
-    restarted, its queue stayed full for SEND_TIMEOUT) goes to stderr instead, with one notice
-    when that starts and one when the socket takes lines again."""
+    restarted, its queue stayed full for SEND_TIMEOUT) goes to stderr instead, and so does
+    every line for RETRY_AFTER, with one notice when that starts and one when the socket takes
+    lines again."""
 
     what = "log socket"
 
@@ -159,6 +161,7 @@ class _DatagramHandler(logging.Handler):
         self.path = path
         self.fallback = fallback
         self._failing = False
+        self._retry_at = 0.0
         self._sock = self._connect()
 
     def _connect(self) -> socket.socket:
@@ -180,10 +183,14 @@ class _DatagramHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        now = time.monotonic()
+        if self._failing and now < self._retry_at:
+            self.fallback.handle(record)  # a stalled socket must not stall every line
+            return
         error: OSError | None = None
-        for attempt in range(2):
+        for attempt in range(1 if self._failing else 2):
             try:
-                if attempt:  # the socket's daemon may have restarted: a fresh connection
+                if attempt or self._failing:  # its daemon may have restarted: reconnect
                     self._sock.close()
                     self._sock = self._connect()
                 self._sock.send(data)
@@ -195,6 +202,7 @@ class _DatagramHandler(logging.Handler):
                 self._failing = True
                 sys.stderr.write(f"logoutd: {self.what} {self.path}: {error}; writing log "
                                  "lines to stderr until it takes them again.\n")
+            self._retry_at = time.monotonic() + RETRY_AFTER
             self.fallback.handle(record)
             return
         if self._failing:
@@ -289,7 +297,7 @@ def setup_logging(level: str, prefix: str, target: str = "stderr",
             handler.setFormatter(EscapingFormatter("%(message)s"))
     limit = RateLimit()
     handler.addFilter(limit)
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     return limit
 
 
