@@ -4,6 +4,7 @@ file, run by the real logrotate; the logoutctl wrapper, run by an ordinary user.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -91,3 +92,25 @@ def test_a_missing_cgroup_root_says_it_does_not_exist(env) -> None:  # type: ign
     assert result.stderr == (f"logoutd: --cgroup-root {missing} does not exist (create it with "
                              "mkdir inside the cgroup2 mount, or give another one).\n")
     assert not other_run.exists()  # nothing made
+
+
+def test_a_daemon_started_inside_a_session_scope_warns(env) -> None:  # type: ignore[no-untyped-def]
+    """As when started from an administrator's tracked login: its own cgroup is a session
+    scope under the managed root's user.slice."""
+    daemon = env.daemon(start=False)
+    scope = env.cgroup_root / "user.slice/user-0.slice/session-c77.scope"
+    scope.mkdir(parents=True)
+    argv = daemon.argv()
+    inner = f'echo $$ > {shlex.quote(str(scope / "cgroup.procs"))} && exec "$@"'
+    with open(daemon.log_path, "ab") as log:
+        popen = subprocess.Popen(["sh", "-c", inner, "sh", *argv], stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log,
+                                 env=dict(os.environ, PYTHONPATH=str(src_dir())))
+    daemon.popen = popen
+    try:
+        daemon.wait_for(lambda: "inside a session scope c77 it manages" in daemon.log(), 30,
+                        "the warning")
+        [line] = [x for x in daemon.log().splitlines() if "inside a session scope" in x]
+        assert " WARNING logoutd itself runs in " in line and "would be killed" in line, line
+    finally:
+        daemon.kill()
