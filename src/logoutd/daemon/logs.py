@@ -121,7 +121,7 @@ RETRY_AFTER = 2.0  # seconds a failing log socket is not tried; its lines go to 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
 _FACILITY_DAEMON = 3
-_FIELD_NAME = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
+_FIELD_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")  # journald: a letter first
 _BARE_VALUE = re.compile(r"[^\s\"\\=\[\]]+")
 
 
