@@ -6,10 +6,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv openssh-server openssh-client tmux screen dbus-daemon \
                 util-linux passwd procps libpam-modules systemd libpam-systemd polkitd zsh dash \
-                prometheus
+                prometheus logrotate runit s6 man-db groff-base
 HOOK   := /usr/local/bin/logoutd-pam
 
-.PHONY: run test demo deps venv lint typecheck bench clean install-hook
+.PHONY: run test demo deps venv lint typecheck bench clean install-hook install-ctl
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,8 @@ venv: $(VENV)/.installed
 # shells for the shell integration), dbus-daemon, and
 # systemd's stock loginctl and pam_systemd.so (run against logoutd's org.freedesktop.login1),
 # polkitd (SetUserLinger is decided by polkit when it is on the bus), prometheus (the real server
-# and promtool scrape and check /metrics).
+# and promtool scrape and check /metrics), logrotate, runit and s6 (contrib/ files run by their
+# real tools), man-db (the man pages).
 # policy-rc.d keeps apt from starting a system sshd on port 22 (servers here are loopback only).
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
@@ -36,7 +37,12 @@ deps:
 install-hook: venv
 	$(PY) -m logoutd install-pam-hook --dest $(HOOK)
 
-run: deps venv install-hook
+# logoutctl for every user (the venv's Python may be unreadable to them) and the man pages.
+install-ctl: venv
+	$(PY) -m logoutd install-logoutctl --dest /usr/local/bin/logoutctl
+	$(PY) -m logoutd install-man-pages --dest /usr/local/share/man
+
+run: deps venv install-hook install-ctl
 	$(PY) -m logoutd
 
 test: deps venv

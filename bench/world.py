@@ -162,7 +162,7 @@ class Daemon:
         argv = [python, *entry, "--cgroup-root", str(world.subtree),
                 "--root", str(self.root), "--runtime-dir", str(self.runtime_dir),
                 "--state-dir", str(self.dir / "state"), "--user-runtime-root", str(self.dir / "user"),
-                "--socket", str(self.socket)]
+                "--socket", str(self.socket), "--log-target", "stderr"]
         env = dict(world.children.env)
         env["PYTHONPATH"] = str(REPO / "src")  # the checkout, even without an editable install
         if bus is not None:

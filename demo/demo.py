@@ -65,7 +65,8 @@ def main() -> int:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "logoutd", "--root", str(tmp / "root"), "--cgroup-root",
              str(cgroup), "--runtime-dir", str(tmp / "run"), "--state-dir", str(tmp / "state"),
-             "--user-runtime-root", str(tmp / "user"), "--socket", str(sock)],
+             "--user-runtime-root", str(tmp / "user"), "--socket", str(sock),
+             "--log-target", "stderr"],
             stderr=log,
         )
         deadline = time.monotonic() + 10

@@ -43,6 +43,7 @@ def test_a_second_daemon_prints_one_line_and_changes_nothing(
         stale = runtime / "api.sock"
         stale.write_text("not touched")
         before = sorted(p.name for p in runtime.iterdir())
+        (tmp_path / "cg").mkdir()  # exists: a missing --cgroup-root is refused before the lock
         status = main(["--root", str(tmp_path / "etc"), "--cgroup-root", str(tmp_path / "cg"),
                        "--runtime-dir", str(runtime), "--state-dir", str(tmp_path / "state"),
                        "--user-runtime-root", str(tmp_path / "user")])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import os
 import re
 import stat
@@ -134,9 +135,10 @@ def load_config(root: Path = Path("/")) -> ConfigResult:
     for path in config_files(root):
         name = str(path)
         try:
-            with open(path, "rb") as f:
-                mode = os.fstat(f.fileno()).st_mode
-                data = f.read()
+            data, mode = _read(path)
+        except _NotAFile as err:
+            fatal = ConfigWarning(name, 0, f"Failed to open configuration file '{name}': {err}")
+            break
         except FileNotFoundError:
             continue  # e.g. a dangling symlink: it still hid lower drop-ins of its name
         except IsADirectoryError as err:
@@ -153,6 +155,38 @@ def load_config(root: Path = Path("/")) -> ConfigResult:
             fatal = err.warning
             break
     return ConfigResult(loader.config(), tuple(loader.warnings), tuple(files), fatal)
+
+
+class _NotAFile(Exception):
+    pass
+
+
+def _read(path: Path) -> tuple[bytes, int]:
+    """The file's bytes and mode. Opened without blocking and read only when it is a regular
+    file or /dev/null (a mask): a FIFO would block the daemon's loop for good, /dev/zero fill
+    its memory (logind itself would block or grow on both)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(st.st_mode) and not _is_dev_null(st):
+            raise _NotAFile(f"not a regular file ({_kind(st.st_mode)})")
+        return f.read(), st.st_mode
+
+
+def _is_dev_null(st: os.stat_result) -> bool:
+    try:
+        null = os.stat("/dev/null")
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def _split_lines(data: bytes) -> Iterator[bytes]:

@@ -26,6 +26,7 @@ from logoutd.core.timers import Timers
 from logoutd.core.userref import UserRef
 from logoutd.crashpoints import crashpoint
 from logoutd.errors import InvalidArgument, LogoutdError, ProcessGone
+from logoutd.logfields import fields
 
 
 class SessionState(enum.StrEnum):
@@ -140,7 +141,7 @@ class Session:
         crashpoint("session.create.before-final-save")
         self.save()
         crashpoint("session.create.after-final-save")
-        log.info("New session %s of user %s.", self.id, self.user.name)
+        log.info("New session %s of user %s.", self.id, self.user.name, extra=self._fields())
         self.ctx.ports.audit.record("session-new", session=self.id, user=self.user.name,
                                     uid=self.user.uid, leader=self.leader_pid, service=self.service,
                                     tty=self.tty, remote_host=self.remote_host)
@@ -162,12 +163,18 @@ class Session:
         self.started = True
         self.save()
         log.info("New session %s of user %s, adopted from the PAM hook (leader %d%s).", self.id,
-                 self.user.name, self.leader_pid, "" if self.leader is not None else ", gone")
+                 self.user.name, self.leader_pid, "" if self.leader is not None else ", gone",
+                 extra=self._fields())
         self.ctx.ports.audit.record("session-new", session=self.id, user=self.user.name,
                                     uid=self.user.uid, leader=self.leader_pid, service=self.service,
                                     tty=self.tty, remote_host=self.remote_host,
                                     adopted_from="hook")
         self.ctx.ports.metrics.session_new("hook")
+
+    def _fields(self, **more: Any) -> dict[str, Any]:
+        """The session's structured log fields (logoutd.logfields), with `more`."""
+        return fields(session=self.id, user=self.user.name, uid=self.user.uid,
+                      leader=self.leader_pid, **more)
 
     def _watch(self) -> None:
         ports = self.ctx.ports
@@ -225,6 +232,7 @@ class Session:
         log.info(
             "Session %s of user %s stopping (%s): %s, %s.",
             self.id, self.user.name, cause, self.decision.action, self.decision.reason,
+            extra=self._fields(cause=cause, action=self.decision.action),
         )
         self.ctx.ports.audit.record("session-stop", session=self.id, user=self.user.name,
                                     cause=str(cause), action=str(self.decision.action),
@@ -346,7 +354,7 @@ class Session:
             self.leader = None
         ports.store.remove("sessions", self.id)
         crashpoint("session.finalize.state-removed")
-        log.info("Removed session %s.", self.id)
+        log.info("Removed session %s.", self.id, extra=fields(session=self.id, user=self.user.name))
         self.ctx.ports.audit.record("session-removed", session=self.id, user=self.user.name)
         if self.on_removed is not None:
             self.on_removed(self)

@@ -23,6 +23,7 @@ from typing import Any
 from logoutd.core.ports import Ports
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
+from logoutd.logfields import fields
 
 log = logging.getLogger("logoutd")
 
@@ -63,7 +64,8 @@ class StopRound:
         count = cgroups.signal_all(self.cgroup, self.signals)
         names = [s.name for s in self.signals]
         if count:
-            log.info("%s: sent %s to %d processes.", self.label, ", ".join(names), count)
+            log.info("%s: sent %s to %d processes.", self.label, ", ".join(names), count,
+                     extra=fields(**self.audit_fields, signals=names, count=count))
             self.ports.audit.record("signalled", **self.audit_fields, signals=names, count=count)
             self.ports.metrics.processes_signalled(self.kind, count)
         crashpoint(f"{self.kind}.stop.term-sent")
@@ -95,7 +97,8 @@ class StopRound:
             counting = audit.detailed or self.ports.metrics.counts_processes
             left = len(cgroups.pids(self.cgroup)) if counting else None
             cgroups.kill(self.cgroup)
-            log.info("%s: stop timed out, killed what was left (cgroup.kill).", self.label)
+            log.info("%s: stop timed out, killed what was left (cgroup.kill).", self.label,
+                     extra=fields(**self.audit_fields, signals=["SIGKILL"], count=left))
             counted = {"count": left} if left is not None else {}
             audit.record("signalled", **self.audit_fields, signals=["SIGKILL"], **counted)
             self.ports.metrics.stop_timed_out(self.kind, left)

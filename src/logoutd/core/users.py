@@ -16,6 +16,7 @@ from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
 from logoutd.core.timers import Timers
 from logoutd.core.unit import Unit
 from logoutd.crashpoints import crashpoint
+from logoutd.logfields import fields
 
 SYSTEM_UID_MAX = 999  # Debian's; RemoveIPC= spares system users
 
@@ -180,7 +181,7 @@ class User:
                 log.info("User %s: removed %d SysV IPC objects.", self.name, removed)
         ports.store.remove("users", str(self.uid))
         crashpoint("user.finalize.state-removed")
-        log.info("User %s logged out.", self.name)
+        log.info("User %s logged out.", self.name, extra=fields(user=self.name, uid=self.uid))
         ports.audit.record("user-removed", user=self.name, uid=self.uid)
         if self.on_removed is not None:
             self.on_removed(self)

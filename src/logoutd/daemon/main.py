@@ -14,9 +14,10 @@ from logoutd import __version__
 from logoutd.config.parse import load_config
 from logoutd.core.manager import Manager
 from logoutd.daemon.lock import runtime_lock
-from logoutd.daemon.logs import setup_logging
+from logoutd.daemon.logs import LOG_TARGETS, setup_logging
 from logoutd.daemon.metricsserver import listen, parse_listen
 from logoutd.daemon.runtime import Runtime
+from logoutd.daemon.selfcheck import inside_managed_tree, own_cgroup, pam_hook_enabled
 from logoutd.errors import LogoutdError
 from logoutd.paths import DEFAULT_RUNTIME_DIR, Paths
 from logoutd.system.cgroups import find_cgroup2_mount
@@ -32,11 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="logoutd",
         description="Track every login session in its own cgroup; end it at logout.",
-        epilog="Subcommand: `logoutd install-pam-hook [--dest PATH]` installs the PAM hook.",
+        epilog="Subcommands: `logoutd install-pam-hook [--dest PATH]` installs the PAM hook; "
+               "`logoutd install-man-pages [--dest DIR]` the man pages; "
+               "`logoutd install-logoutctl [--dest PATH]` a logoutctl every user can run.",
     )
     parser.add_argument("--version", action="version", version=f"logoutd {__version__}")
     parser.add_argument("--root", type=Path, default=Path("/"),
-                        help="prefix for the logind.conf lookup (default /)")
+                        help="prefix for the logind.conf and /etc/pam.d lookups (default /)")
     parser.add_argument("--cgroup-root", type=Path,
                         help="cgroup2 directory to manage (default: the cgroup2 mount)")
     parser.add_argument("--runtime-dir", type=Path, default=Path("/run/logoutd"),
@@ -54,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve Prometheus metrics at http://HOST:PORT/metrics; HOST must be "
                              "loopback (127.0.0.1, [::1], localhost); needs logoutd[metrics]; "
                              "off by default")
+    parser.add_argument("--log-target", default="auto", choices=LOG_TARGETS,
+                        help="where log lines go: the journal (native protocol, with fields), "
+                             "syslog (/dev/log), stderr (with timestamps); auto: the journal "
+                             "if its socket exists, else syslog if /dev/log exists, else stderr "
+                             "(default auto)")
     parser.add_argument("--check-config", action="store_true",
                         help="only check logind.conf and its drop-ins under --root: print each "
                              "warning and a summary, change nothing; exit 0 when every line "
@@ -69,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         from logoutd.pam.install import main as install_main
 
         return install_main(argv[1:])
+    if argv[:1] == ["install-logoutctl"]:
+        from logoutd.ctlwrapper import main as ctl_main
+
+        return ctl_main(argv[1:])
+    if argv[:1] == ["install-man-pages"]:
+        from logoutd.manpages import main as man_main
+
+        return man_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.json and not args.check_config:
@@ -77,12 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         from logoutd.daemon.checkconfig import check, report
 
         return report(check(args.root), sys.stdout, args.json)
-    log_limit = setup_logging(args.log_level, f"logoutd[{os.getpid()}]")
     try:
+        log_limit = setup_logging(args.log_level, f"logoutd[{os.getpid()}]", args.log_target)
         cgroup_root = args.cgroup_root or _default_cgroup_root()
         paths = Paths(root=args.root, cgroup_root=cgroup_root, runtime_dir=args.runtime_dir,
                       state_dir=args.state_dir, user_runtime_root=args.user_runtime_root,
                       socket=args.socket)
+        if not cgroup_root.exists():
+            raise LogoutdError(f"--cgroup-root {cgroup_root} does not exist (create it with "
+                               "mkdir inside the cgroup2 mount, or give another one).")
         if args.socket is not None and not args.socket.parent.is_dir():
             raise LogoutdError(f"--socket {args.socket}: directory {args.socket.parent} "
                                "does not exist.")
@@ -140,8 +159,16 @@ def _announce(paths: Paths, manager: Manager) -> None:
              "%d sessions and %d users restored.", config.kill_user_processes,
              config.session_stop_timeout_sec, config.user_stop_delay_sec,
              len(manager.sessions), len(manager.users))
+    inside = inside_managed_tree(paths.cgroup_root, own_cgroup())
+    if inside is not None:
+        log.warning("%s", inside)
+    found = pam_hook_enabled(paths.root / "etc/pam.d", HOOK_PATH)
+    if found is not None:
+        log.debug("The PAM hook is enabled in %s.", found)
+        return
     # The hook talks to RUNTIME_DIR/root.sock and keeps its fail-safe records there too.
     runtime_arg = "" if paths.runtime_dir == DEFAULT_RUNTIME_DIR else \
         f" --runtime-dir {paths.runtime_dir}"
-    log.info("Enable it with this PAM line (e.g. in /etc/pam.d/common-session):")
+    log.info("No PAM line runs %s in %s/etc/pam.d; enable it with this line (e.g. in "
+             "/etc/pam.d/common-session):", HOOK_PATH, str(paths.root).rstrip("/"))
     log.info("  session optional pam_exec.so quiet seteuid %s%s", HOOK_PATH, runtime_arg)

@@ -81,6 +81,9 @@ class CgroupTree:
     """Paths given to methods are relative to the managed root ('user.slice/…')."""
 
     def __init__(self, root: Path, inotify: Inotify | None = None) -> None:
+        if not root.exists():
+            raise CgroupError(f"{root} does not exist (create it with mkdir inside the cgroup2 "
+                              "mount, or give another --cgroup-root).")
         if not (root / "cgroup.procs").exists():
             raise CgroupError(f"{root} is not a cgroup2 directory.")
         self.root = root

@@ -47,6 +47,7 @@ class Daemon:
     starts: int = 0
     dbus: PrivateBus | None = None  # with a bus: `--dbus`, DBUS_SYSTEM_BUS_ADDRESS set
     extra_args: list[str] = field(default_factory=list)  # e.g. --metrics-listen HOST:PORT
+    log_target: str = "stderr"  # --log-target: the log file only sees stderr
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -75,6 +76,7 @@ class Daemon:
             "--user-runtime-root", str(self.user_runtime_root),
             "--socket", str(self.socket),
             "--log-level", "debug",
+            "--log-target", self.log_target,
             *(["--dbus"] if self.dbus is not None else []),
             *self.extra_args,
         ]
