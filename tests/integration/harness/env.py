@@ -63,11 +63,12 @@ class Env:
         return user
 
     def pam(self, *, hook: bool = True, suffix: str = "", socket: Path | None = None,
-            systemd: bool = False, timeout: float = 2.0) -> PamService:
+            systemd: bool = False, timeout: float = 2.0,
+            module: str = "pam_systemd.so") -> PamService:
         """The test PAM service; `systemd=True`: stock pam_systemd.so instead of the hook. The hook
         talks to the daemons' root.sock in env.runtime_dir, or to `socket` if given."""
         service = install_service(self.tmp, self.hexid, self.runtime_dir, socket, hook=hook,
-                                  suffix=suffix, systemd=systemd, timeout=timeout)
+                                  suffix=suffix, systemd=systemd, timeout=timeout, module=module)
         self.cleanup.add(Phase.FILES, f"rm {service.file}", lambda: remove_service(service))
         return service
 
