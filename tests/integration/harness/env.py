@@ -97,13 +97,15 @@ class Env:
             daemon.start()
         return daemon
 
-    def sshd(self, pam: PamService, bus: PrivateBus | None = None) -> Sshd:
+    def sshd(self, pam: PamService, bus: PrivateBus | None = None,
+             run_dir: Path | None = None) -> Sshd:
         """The sshd for `pam` (one per PAM service, started on first use); with `bus`, that is
-        its system bus and /run/systemd/seats exists in its mount namespace (pam_systemd)."""
+        its system bus and /run/systemd/seats exists in its mount namespace (pam_systemd);
+        `run_dir` is bound over /run there (harness.sshd.private_run)."""
         if pam.name in self._sshds:
             assert self._sshds[pam.name].bus is bus, "one sshd per PAM service"
             return self._sshds[pam.name]
-        sshd = Sshd(self.tmp, pam, register=self._register_login, bus=bus)
+        sshd = Sshd(self.tmp, pam, register=self._register_login, bus=bus, run_dir=run_dir)
         self._sshds[pam.name] = sshd
         self.cleanup.add(Phase.FILES, "rm sshd symlink", sshd.remove)
         self.cleanup.add(Phase.PROCESSES, "kill sshd", sshd.stop)
