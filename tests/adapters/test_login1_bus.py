@@ -282,6 +282,7 @@ def test_create_session_with_pidfd_takes_the_pidfds_process_as_leader(bus_addres
     ("flags", 1, "org.freedesktop.DBus.Error.InvalidArgs", "Flags must be zero"),
     ("dead", 0, "org.freedesktop.DBus.Error.InvalidArgs", "has exited"),
     ("pipe", 0, "org.freedesktop.DBus.Error.InvalidArgs", "not a pidfd"),
+    ("logoutd itself", 0, "org.freedesktop.DBus.Error.InvalidArgs", "Invalid leader PID"),
 ])
 def test_create_session_with_pidfd_refuses_bad_flags_and_fds(bus_address: str, case: str,
                                                              flags: int, error: str,
@@ -289,10 +290,11 @@ def test_create_session_with_pidfd_refuses_bad_flags_and_fds(bus_address: str, c
     async def test(peer: Peer) -> None:
         leader = RealLeader(peer.core, ALICE.uid)
         r, w = os.pipe()
+        own = os.pidfd_open(os.getpid())  # the adapter runs in this process here
         try:
             if case == "dead":
                 leader.end()  # exited and reaped: the pidfd stays, its process is gone
-            fd = r if case == "pipe" else leader.pidfd
+            fd = {"pipe": r, "logoutd itself": own}.get(case, leader.pidfd)
             before = _open_fds()
             reply = await _pidfd_call(peer, _pidfd_args(ALICE.uid, flags), [fd])
             assert reply.message_type is MessageType.ERROR, reply.body
@@ -302,8 +304,8 @@ def test_create_session_with_pidfd_refuses_bad_flags_and_fds(bus_address: str, c
             await _until(lambda: _open_fds() <= before)
         finally:
             leader.close()
-            os.close(r)
-            os.close(w)
+            for fd in (r, w, own):
+                os.close(fd)
 
     run(test)
 

@@ -230,11 +230,14 @@ class Handlers:
                       properties: list[Any]) -> Message | None:
         """Both CreateSession methods, once the leader's pid is known (0: the caller)."""
         caller = await self._caller(msg)  # a sender that is gone creates nothing
+        leader = pid or caller.pid
+        if leader == os.getpid():  # as logind: never put the login manager into a session
+            raise BusError("org.freedesktop.DBus.Error.InvalidArgs", "Invalid leader PID")
         if properties:
             log.debug("CreateSession from pid %d: scope properties %s are not applied.",
                       caller.pid, [name for name, _value in properties])
         created = self.service.call(caller, "create_session", {
-            "uid": uid, "leader": pid or caller.pid, "service": service, "type": type_,
+            "uid": uid, "leader": leader, "service": service, "type": type_,
             "class": class_, "tty": tty, "display": display, "remote_host": remote_host,
             "remote_user": remote_user,
         })
