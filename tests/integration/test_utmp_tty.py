@@ -1,8 +1,9 @@
 """An ssh login with a pty gets its tty from utmp, so StopIdleSessionSec= stops it when idle.
 
-sshd opens the PAM session before it allocates the pty: the hook gets PAM_TTY=ssh, and
-pam_systemd sends no tty at all. Once the pty exists, sshd writes a utmp USER_PROCESS entry for
-it (glibc, at its compiled path /var/run/utmp = /run/utmp). Here sshd runs in a private mount
+sshd opens the PAM session before it allocates the pty: PAM_TTY is "ssh", which the hook and
+pam_systemd both send as no tty (TTY empty in list-sessions, never idle). Once the pty exists,
+sshd writes a utmp USER_PROCESS entry for it (glibc, at its compiled path /var/run/utmp =
+/run/utmp). Here sshd runs in a private mount
 namespace with a directory of the test bound over /run, holding an empty utmp; logoutd reads
 that file (`--utmp`). The machine's own /run is never written.
 """

@@ -1,8 +1,9 @@
 """A session's tty from utmp, as logind 252's manager_read_utmp() takes it.
 
-sshd opens the PAM session before it has a pty, so PAM gives no tty (pam_systemd sends "" for
-PAM_TTY=ssh; the PAM hook passes "ssh" on). sshd then writes a utmp USER_PROCESS entry for
-the pty, with the pid of a process in the session. That entry's line becomes the session's tty,
+sshd opens the PAM session before it has a pty, so PAM gives no tty (PAM_TTY=ssh, which
+pam_systemd and the PAM hook both send as no tty; "ssh" itself is taken as none too, from any
+other client). sshd then writes a utmp USER_PROCESS entry for the pty, with the pid of the
+session's leader. That entry's line becomes the session's tty,
 which idle detection (StopIdleSessionSec=) needs. As logind: a tty PAM gave is never replaced,
 one taken from utmp is never changed, and a session whose utmp entries disagree (ssh
 connection sharing) loses its tty for good.
