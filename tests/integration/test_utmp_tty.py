@@ -3,9 +3,9 @@
 sshd opens the PAM session before it allocates the pty: PAM_TTY is "ssh", which the hook and
 pam_systemd both send as no tty (TTY empty in list-sessions, never idle). Once the pty exists,
 sshd writes a utmp USER_PROCESS entry for it (glibc, at its compiled path /var/run/utmp =
-/run/utmp). Here sshd runs in a private mount
-namespace with a directory of the test bound over /run, holding an empty utmp; logoutd reads
-that file (`--utmp`). The machine's own /run is never written.
+/run/utmp). Here sshd runs in a private mount namespace with a directory of the test bound
+over /run, holding an empty utmp; logoutd reads that file (`--utmp`). The machine's own /run
+is never written.
 """
 
 from __future__ import annotations
