@@ -14,6 +14,7 @@ class Paths:
     state_dir: Path = Path("/var/lib/logoutd")
     user_runtime_root: Path = Path("/run/user")
     socket: Path | None = None
+    utmp: Path = Path("/run/utmp")  # sessions' ttys for ssh logins (core/utmpttys.py)
 
     @property
     def socket_path(self) -> Path:

@@ -29,6 +29,7 @@ from logoutd.errors import LogoutdError  # noqa: E402
 from logoutd.login1 import objects  # noqa: E402
 from logoutd.login1.bus import NAME, Login1  # noqa: E402
 from logoutd.login1.labels import ROOT, session_path, user_path  # noqa: E402
+from tests.fakes import FakeProcess  # noqa: E402
 from tests.integration.harness.bus import config_text  # noqa: E402
 from tests.unit.conftest import ALICE, Core, make_core  # noqa: E402
 
@@ -215,6 +216,119 @@ def test_create_session_for_a_dead_leader_creates_nothing(bus_address: str) -> N
         assert reply.error_name == "org.freedesktop.systemd1.NoSuchProcess"
         assert peer.core.manager.sessions == {}
         assert list(peer.login1.fifo_dir.glob("*.ref")) == []
+
+    run(test)
+
+
+PIDFD_SIG = "uhsssssussbssta(sv)"
+
+
+def _pidfd_args(uid: int, flags: int = 0) -> list[Any]:
+    """CreateSessionWithPIDFD's arguments as pam_systemd 255 sends them: the pidfd at index 0."""
+    return [uid, 0, "sshd", "tty", "user", "", "", 0, "", "", True, "", "10.0.0.9", flags, []]
+
+
+class RealLeader:
+    """A real process (so a real pidfd) that the fake world knows by the same pid."""
+
+    def __init__(self, core: Core, uid: int) -> None:
+        self.proc = subprocess.Popen(["sleep", "60"])
+        self.fake = FakeProcess(self.proc.pid, uid, core.world.root_in_mount)
+        core.world.procs[self.proc.pid] = self.fake
+        self.pidfd = os.pidfd_open(self.proc.pid)
+
+    def end(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+    def close(self) -> None:
+        self.end()
+        os.close(self.pidfd)
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+async def _pidfd_call(peer: Peer, args: list[Any], fds: list[int]) -> Message:
+    return await peer.client.call(Message(
+        destination=NAME, path=ROOT, interface=objects.MANAGER_IFACE,
+        member="CreateSessionWithPIDFD", signature=PIDFD_SIG, body=args, unix_fds=fds))
+
+
+def test_create_session_with_pidfd_takes_the_pidfds_process_as_leader(bus_address: str) -> None:
+    """logind 255's method: the leader is the pidfd's process (not the caller), the reply is
+    CreateSession's, and the pidfd logoutd received is closed once answered."""
+    async def test(peer: Peer) -> None:
+        leader = RealLeader(peer.core, ALICE.uid)
+        try:
+            before = _open_fds()
+            reply = await _pidfd_call(peer, _pidfd_args(ALICE.uid), [leader.pidfd])
+            assert reply.message_type is MessageType.METHOD_RETURN, reply.body
+            assert reply.signature == "soshusub" and len(reply.unix_fds) == 1
+            sid = reply.body[0]
+            session = peer.core.manager.sessions[sid]
+            assert session.leader.pid == leader.proc.pid != os.getpid()
+            assert (session.service, session.remote_host) == ("sshd", "10.0.0.9")
+            os.close(reply.unix_fds[0])
+            await _until(lambda: _open_fds() <= before)  # the received pidfd is closed too
+        finally:
+            leader.close()
+
+    run(test)
+
+
+@pytest.mark.parametrize(("case", "flags", "error", "text"), [
+    ("flags", 1, "org.freedesktop.DBus.Error.InvalidArgs", "Flags must be zero"),
+    ("dead", 0, "org.freedesktop.DBus.Error.InvalidArgs", "has exited"),
+    ("pipe", 0, "org.freedesktop.DBus.Error.InvalidArgs", "not a pidfd"),
+    ("logoutd itself", 0, "org.freedesktop.DBus.Error.InvalidArgs", "Invalid leader PID"),
+])
+def test_create_session_with_pidfd_refuses_bad_flags_and_fds(bus_address: str, case: str,
+                                                             flags: int, error: str,
+                                                             text: str) -> None:
+    async def test(peer: Peer) -> None:
+        leader = RealLeader(peer.core, ALICE.uid)
+        r, w = os.pipe()
+        own = os.pidfd_open(os.getpid())  # the adapter runs in this process here
+        try:
+            if case == "dead":
+                leader.end()  # exited and reaped: the pidfd stays, its process is gone
+            fd = {"pipe": r, "logoutd itself": own}.get(case, leader.pidfd)
+            before = _open_fds()
+            reply = await _pidfd_call(peer, _pidfd_args(ALICE.uid, flags), [fd])
+            assert reply.message_type is MessageType.ERROR, reply.body
+            assert reply.error_name == error and text in reply.body[0], reply.body
+            assert peer.core.manager.sessions == {} and peer.core.manager.users == {}
+            assert list(peer.login1.fifo_dir.glob("*.ref")) == []
+            await _until(lambda: _open_fds() <= before)
+        finally:
+            leader.close()
+            for fd in (r, w, own):
+                os.close(fd)
+
+    run(test)
+
+
+def test_fds_sent_to_anything_but_a_login1_method_are_closed(bus_address: str) -> None:
+    """dbus-fast keeps the fds of every message it receives: the adapter closes them, whether
+    the call was ours (any method, even one that takes no fd) or not."""
+    async def test(peer: Peer) -> None:
+        r, w = os.pipe()
+        try:
+            before = _open_fds()
+            reply = await peer.client.call(Message(
+                destination=NAME, path=ROOT, interface=objects.MANAGER_IFACE,
+                member="ListSessions", unix_fds=[r]))
+            assert reply.message_type is MessageType.METHOD_RETURN, reply.body
+            other = await peer.client.call(Message(
+                destination=NAME, path="/org/example", interface="org.example.X",
+                member="Y", unix_fds=[w]))
+            assert other.message_type is MessageType.ERROR
+            await _until(lambda: _open_fds() <= before)
+        finally:
+            os.close(r)
+            os.close(w)
 
     run(test)
 

@@ -41,6 +41,8 @@ LOGIND_MANAGER_METHODS = {
     "GetSession": ("s", "o"), "GetSessionByPID": ("u", "o"), "GetUser": ("u", "o"),
     "GetUserByPID": ("u", "o"), "ListSessions": ("", "a(susso)"), "ListUsers": ("", "a(uso)"),
     "ListSeats": ("", "a(so)"), "CreateSession": ("uusssssussbssa(sv)", "soshusub"),
+    # logind 255 (src/login/logind-dbus.c, method_create_session_pidfd): the leader as a pidfd
+    "CreateSessionWithPIDFD": ("uhsssssussbssta(sv)", "soshusub"),
     "ReleaseSession": ("s", ""), "TerminateSession": ("s", ""), "TerminateUser": ("u", ""),
     "KillSession": ("ssi", ""), "KillUser": ("ui", ""), "SetUserLinger": ("ubb", ""),
 }

@@ -137,6 +137,28 @@ def test_create_session_with_leader_0_makes_the_caller_leader(env, user, bus, db
     assert daemon.sessions() == []
 
 
+def test_create_session_with_pidfd_makes_the_pidfds_process_leader(env, user, bus, dbus_daemon):
+    """logind 255's CreateSessionWithPIDFD, as pam_systemd >= 255 sends it (a pidfd of the
+    calling process): that process is the leader, in the scope; its death ends the session.
+    Flags other than 0 are refused and create nothing."""
+    daemon = dbus_daemon
+    bad = Client(bus, env.cleanup, "create-pidfd", str(user.uid), "2")
+    refused = bad.read()
+    assert refused["error"] == "org.freedesktop.DBus.Error.InvalidArgs", refused
+    assert "Flags must be zero" in refused["message"], refused
+    assert daemon.sessions() == [] and bad.close() == 0
+
+    client = Client(bus, env.cleanup, "create-pidfd", str(user.uid))
+    reply = client.read()
+    assert reply.get("signature") == "soshusub" and reply["n_fds"] == 1, reply
+    session = daemon.wait_session(user.name)
+    assert session["id"] == reply["id"] and session["leader"] == client.proc.pid, session
+    assert client.proc.cgroup() == env.rel(session["scope"])
+    client.kill()
+    wait_session_removed(env, daemon, session)
+    assert daemon.sessions() == []
+
+
 def test_create_session_from_a_vanished_sender_creates_nothing(env, user, bus, dbus_daemon):
     """CreateSession queued while logoutd is stopped, its sender gone before logoutd reads it:
     no session, no cgroup, no runtime dir for the user; the daemon keeps serving."""

@@ -77,6 +77,7 @@ class Session:
     leader_pid: int
     service: str = ""
     tty: str = ""
+    tty_from: str = ""  # "" (PAM, or none yet), "utmp" or "utmp-inconsistent": core/utmpttys.py
     remote_host: str = ""
     remote_user: str = ""
     type: str = "unspecified"
@@ -408,6 +409,7 @@ class Session:
             leader_pid=leader_pid,
             service=str(record.get("service", "")),
             tty=str(record.get("tty", "")),
+            tty_from=str(record.get("tty_from", "")),
             remote_host=str(record.get("remote_host", "")),
             remote_user=str(record.get("remote_user", "")),
             type=str(record.get("type", "unspecified")),
@@ -433,6 +435,7 @@ class Session:
             "leader_start": self.leader.start_time if self.leader is not None else None,
             "service": self.service,
             "tty": self.tty,
+            "tty_from": self.tty_from,
             "remote_host": self.remote_host,
             "remote_user": self.remote_user,
             "type": self.type,

@@ -20,6 +20,7 @@ from logoutd.core.manager import Manager
 from logoutd.core.ports import NoMetrics, Ports, SpawnDone
 from logoutd.daemon.checkconfig import checked_warnings
 from logoutd.daemon.logs import RateLimit, loop_exception_handler
+from logoutd.daemon.utmpwatch import UtmpWatch
 from logoutd.errors import LogoutdError
 from logoutd.paths import Paths
 from logoutd.system.accounts import UserDb, UserFiles
@@ -137,6 +138,8 @@ class Runtime:
         inotify.add(str(self.paths.hook_dir), _guarded(manager.adopt_hook_records), IN_MOVED_TO)
         manager.restore()
         manager.start_lingering_users()
+        utmp = UtmpWatch(self.paths.utmp, inotify, manager, _guarded)
+        utmp.start()
         info = DaemonInfo(
             reload=lambda: self.reload(manager),
             config_files=lambda: list(self.config_result.files),
@@ -147,6 +150,7 @@ class Runtime:
         # when closed; the stack closes every part started, in reverse, however run() ends.
         async with contextlib.AsyncExitStack() as parts:
             parts.callback(inotify.close)
+            parts.callback(utmp.close)
             parts.callback(processes.close)
             parts.callback(spawner.close)
             parts.callback(loop.remove_reader, inotify.fd)

@@ -12,7 +12,9 @@ the bus and the name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +91,13 @@ class Login1:
     # -- dispatch -------------------------------------------------------------------------------
 
     def _on_message(self, msg: Message) -> bool:
-        """dbus-fast's hook: claim every method call on our paths and answer it from a task."""
+        """dbus-fast's hook: claim every method call on our paths and answer it from a task.
+
+        dbus-fast never closes the file descriptors a message carries: those of a message not
+        ours are closed here at once (logoutd expects none), those of a call once answered.
+        """
         if msg.message_type is not MessageType.METHOD_CALL or not ours(msg.path):
+            close_fds(msg)
             return False
         task = asyncio.get_running_loop().create_task(self._answer(msg))
         self._tasks.add(task)
@@ -110,6 +117,8 @@ class Login1:
             log.exception("Internal error answering %s.%s from %s", msg.interface, msg.member,
                           msg.sender)
             reply = Message.new_error(msg, "org.freedesktop.DBus.Error.Failed", "Internal error")
+        finally:
+            close_fds(msg)
         if reply is not None and not msg.flags & MessageFlag.NO_REPLY_EXPECTED:
             self.conn.send(reply)
 
@@ -135,3 +144,11 @@ class Login1:
     def _fifo_hung_up(self, session_id: str) -> None:
         if self.service.reference_closed(session_id):
             log.info("Session %s: its PAM process closed the reference FIFO.", session_id)
+
+
+def close_fds(msg: Message) -> None:
+    """Close the file descriptors a received message carried (each once)."""
+    fds, msg.unix_fds = msg.unix_fds, []
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class Handlers:
             (objects.MANAGER_IFACE, "ListUsers"): self._list_users,
             (objects.MANAGER_IFACE, "ListSeats"): self._list_seats,
             (objects.MANAGER_IFACE, "CreateSession"): self._create_session,
+            (objects.MANAGER_IFACE, "CreateSessionWithPIDFD"): self._create_session_pidfd,
             (objects.MANAGER_IFACE, "ReleaseSession"): self._release_session,
             (objects.MANAGER_IFACE, "TerminateSession"): self._terminate_session,
             (objects.MANAGER_IFACE, "TerminateUser"): self._terminate_user,
@@ -205,12 +207,37 @@ class Handlers:
     async def _create_session(self, msg: Message, target: Target) -> Message | None:
         (uid, pid, service, type_, class_, _desktop, _seat, _vtnr, tty, display, _remote,
          remote_user, remote_host, properties) = msg.body
+        return await self._create(msg, uid, pid, service, type_, class_, tty, display,
+                                  remote_user, remote_host, properties)
+
+    async def _create_session_pidfd(self, msg: Message, target: Target) -> Message | None:
+        """logind 255's CreateSession with the leader as a pidfd (pam_systemd >= 255 tries it
+        first); flags must be 0, as there."""
+        (uid, fd_index, service, type_, class_, _desktop, _seat, _vtnr, tty, display, _remote,
+         remote_user, remote_host, flags, properties) = msg.body
+        if flags != 0:
+            raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
+                           f"Flags must be zero (got {flags:#x}).")
+        if not 0 <= fd_index < len(msg.unix_fds):
+            raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
+                           f"No file descriptor at index {fd_index} in the message.")
+        pid = pidfd_pid(msg.unix_fds[fd_index])
+        return await self._create(msg, uid, pid, service, type_, class_, tty, display,
+                                  remote_user, remote_host, properties)
+
+    async def _create(self, msg: Message, uid: int, pid: int, service: str, type_: str,
+                      class_: str, tty: str, display: str, remote_user: str, remote_host: str,
+                      properties: list[Any]) -> Message | None:
+        """Both CreateSession methods, once the leader's pid is known (0: the caller)."""
         caller = await self._caller(msg)  # a sender that is gone creates nothing
+        leader = pid or caller.pid
+        if leader == os.getpid():  # as logind: never put the login manager into a session
+            raise BusError("org.freedesktop.DBus.Error.InvalidArgs", "Invalid leader PID")
         if properties:
             log.debug("CreateSession from pid %d: scope properties %s are not applied.",
                       caller.pid, [name for name, _value in properties])
         created = self.service.call(caller, "create_session", {
-            "uid": uid, "leader": pid or caller.pid, "service": service, "type": type_,
+            "uid": uid, "leader": leader, "service": service, "type": type_,
             "class": class_, "tty": tty, "display": display, "remote_host": remote_host,
             "remote_user": remote_user,
         })
@@ -346,3 +373,30 @@ class Handlers:
         except OSError as e:
             raise LogoutdError(f"Cannot read /etc/machine-id: {e.strerror}") from None
         return Message.new_method_return(msg, "s", [machine_id])
+
+
+def pidfd_pid(fd: int) -> int:
+    """The pid of a pidfd's process (its fdinfo "Pid:"); a clear error when the fd is not a
+    pidfd or its process has exited."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError as e:
+        raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
+                       f"Cannot read the leader's pidfd: {e.strerror or e}") from None
+    pid_field = fields.get("Pid")
+    if pid_field is None:
+        raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
+                       "The leader's file descriptor is not a pidfd.")
+    pid = int(pid_field)
+    try:  # also proves that pid is still that process, not a reuse of its number
+        signal.pidfd_send_signal(fd, 0)
+    except ProcessLookupError:
+        pid = -1
+    except OSError as e:
+        raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
+                       f"Cannot check the leader's pidfd: {e.strerror or e}") from None
+    if pid <= 0:  # fdinfo says -1 (exited) or 0 (another pid namespace)
+        raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
+                       "The leader's pidfd refers to a process that has exited.")
+    return pid

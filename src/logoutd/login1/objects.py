@@ -157,6 +157,11 @@ MANAGER = InterfaceSpec(
            "remote:b remote_user:s remote_host:s properties:a(sv)",
            "session_id:s object_path:o runtime_path:s fifo_fd:h uid:u seat_id:s vtnr:u "
            "existing:b"),
+        _m("CreateSessionWithPIDFD",
+           "uid:u pidfd:h service:s type:s class:s desktop:s seat_id:s vtnr:u tty:s display:s "
+           "remote:b remote_user:s remote_host:s flags:t properties:a(sv)",
+           "session_id:s object_path:o runtime_path:s fifo_fd:h uid:u seat_id:s vtnr:u "
+           "existing:b"),
         _m("ReleaseSession", "session_id:s"),
         _m("TerminateSession", "session_id:s"),
         _m("TerminateUser", "uid:u"),

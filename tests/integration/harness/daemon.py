@@ -55,6 +55,7 @@ class Daemon:
         self.state_dir = self.base / "state"
         self.user_runtime_root = self.base / "user"
         self.log_path = self.base / "logoutd.log"
+        self.utmp = self.base / "utmp"  # none there; a test may point it at sshd's (`--utmp`)
         self.root_socket = self.runtime_dir / "root.sock"  # PAM's and root's; 0600
         for d in (self.dropin_dir, self.runtime_dir, self.state_dir, self.user_runtime_root):
             d.mkdir(parents=True, exist_ok=True)
@@ -75,6 +76,7 @@ class Daemon:
             "--state-dir", str(self.state_dir),
             "--user-runtime-root", str(self.user_runtime_root),
             "--socket", str(self.socket),
+            "--utmp", str(self.utmp),
             "--log-level", "debug",
             "--log-target", self.log_target,
             *(["--dbus"] if self.dbus is not None else []),

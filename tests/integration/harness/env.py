@@ -63,11 +63,12 @@ class Env:
         return user
 
     def pam(self, *, hook: bool = True, suffix: str = "", socket: Path | None = None,
-            systemd: bool = False, timeout: float = 2.0) -> PamService:
+            systemd: bool = False, timeout: float = 2.0,
+            module: str = "pam_systemd.so") -> PamService:
         """The test PAM service; `systemd=True`: stock pam_systemd.so instead of the hook. The hook
         talks to the daemons' root.sock in env.runtime_dir, or to `socket` if given."""
         service = install_service(self.tmp, self.hexid, self.runtime_dir, socket, hook=hook,
-                                  suffix=suffix, systemd=systemd, timeout=timeout)
+                                  suffix=suffix, systemd=systemd, timeout=timeout, module=module)
         self.cleanup.add(Phase.FILES, f"rm {service.file}", lambda: remove_service(service))
         return service
 
@@ -96,13 +97,15 @@ class Env:
             daemon.start()
         return daemon
 
-    def sshd(self, pam: PamService, bus: PrivateBus | None = None) -> Sshd:
+    def sshd(self, pam: PamService, bus: PrivateBus | None = None,
+             run_dir: Path | None = None) -> Sshd:
         """The sshd for `pam` (one per PAM service, started on first use); with `bus`, that is
-        its system bus and /run/systemd/seats exists in its mount namespace (pam_systemd)."""
+        its system bus and /run/systemd/seats exists in its mount namespace (pam_systemd);
+        `run_dir` is bound over /run there (harness.sshd.private_run)."""
         if pam.name in self._sshds:
             assert self._sshds[pam.name].bus is bus, "one sshd per PAM service"
             return self._sshds[pam.name]
-        sshd = Sshd(self.tmp, pam, register=self._register_login, bus=bus)
+        sshd = Sshd(self.tmp, pam, register=self._register_login, bus=bus, run_dir=run_dir)
         self._sshds[pam.name] = sshd
         self.cleanup.add(Phase.FILES, "rm sshd symlink", sshd.remove)
         self.cleanup.add(Phase.PROCESSES, "kill sshd", sshd.stop)

@@ -6,6 +6,9 @@ PAM-less CreateSession caller, a vanished caller, or a rival owner of org.freede
         ...); prints the reply as one JSON line ({"error": ...} on error), then obeys stdin:
         "close" closes the reference fd (prints {"closed": fd}), "release" calls
         ReleaseSession, EOF exits (the fd closes with the process).
+    login1_client.py ADDRESS create-pidfd UID [FLAGS]
+        As create, but CreateSessionWithPIDFD (logind 255) with a pidfd of this process as the
+        leader, as pam_systemd >= 255 sends it.
     login1_client.py ADDRESS fire UID
         Sends CreateSession(UID, 0, ...) without waiting for its reply, makes sure the bus has
         routed it (a later GetId round trip), prints {"sent": SERIAL}, then waits to be killed.
@@ -59,8 +62,16 @@ async def stdin_lines() -> Any:
         yield line.strip()
 
 
-async def create(bus: MessageBus, uid: int, leader: int, service: str) -> None:
-    reply = await bus.call(create_message(uid, leader, service))
+def create_pidfd_message(uid: int, flags: int) -> Message:
+    body = [uid, 0, "logoutd-test-client", "unspecified", "background", "", "", 0, "", "", False,
+            "", "", flags, []]
+    return Message(destination=LOGIN1, path=PATH, interface=MANAGER,
+                   member="CreateSessionWithPIDFD", signature="uhsssssussbssta(sv)", body=body,
+                   unix_fds=[os.pidfd_open(os.getpid())])
+
+
+async def create(bus: MessageBus, msg: Message) -> None:
+    reply = await bus.call(msg)
     err = error_of(reply)
     fd = -1
     if err is not None:
@@ -112,7 +123,9 @@ async def main(argv: list[str]) -> int:
     if mode == "create":
         leader = int(rest[1]) if len(rest) > 1 else 0
         service = rest[2] if len(rest) > 2 else "logoutd-test-client"
-        await create(bus, int(rest[0]), leader, service)
+        await create(bus, create_message(int(rest[0]), leader, service))
+    elif mode == "create-pidfd":
+        await create(bus, create_pidfd_message(int(rest[0]), int(rest[1]) if rest[1:] else 0))
     elif mode == "fire":
         await fire(bus, int(rest[0]))
     elif mode == "own":

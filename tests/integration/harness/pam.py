@@ -19,7 +19,7 @@ OVERRIDDEN = ("su", "su-l", "runuser", "runuser-l")
 
 
 def stack(hook: Path | None, runtime_dir: Path, socket: Path | None = None, timeout: float = 2.0,
-          *, su: bool = False, systemd: bool = False) -> str:
+          *, su: bool = False, systemd: bool = False, module: str = "pam_systemd.so") -> str:
     """A minimal PAM stack: no password, pam_unix session, then the logoutd hook.
 
     The hook gets the test's `--runtime-dir` (it talks to RUNTIME_DIR/root.sock, and its
@@ -29,7 +29,8 @@ def stack(hook: Path | None, runtime_dir: Path, socket: Path | None = None, time
     common-session is deliberately not included: it holds pam_systemd.so, and this machine has
     no system bus.  `systemd=True` ends the stack with stock pam_systemd.so (optional, as in
     Debian's common-session) instead; it then talks to logoutd's org.freedesktop.login1 on the
-    test's private bus (see harness/bus.py).
+    test's private bus (see harness/bus.py).  `module` replaces pam_systemd.so by another
+    login1 client (pam_elogind.so by absolute path, say).
     """
     lines = []
     if su:
@@ -48,7 +49,7 @@ def stack(hook: Path | None, runtime_dir: Path, socket: Path | None = None, time
             f"--runtime-dir {runtime_dir}{socket_arg} --timeout {timeout:g}"
         )
     if systemd:
-        lines.append("session   optional   pam_systemd.so debug")
+        lines.append(f"session   optional   {module} debug")
     return "# logoutd integration test stack (removed after the test)\n" + "\n".join(lines) + "\n"
 
 
@@ -96,7 +97,7 @@ class PamService:
 
 def install_service(
     tmp: Path, hexid: str, runtime_dir: Path, socket: Path | None = None, *, hook: bool = True,
-    suffix: str = "", systemd: bool = False, timeout: float = 2.0,
+    suffix: str = "", systemd: bool = False, timeout: float = 2.0, module: str = "pam_systemd.so",
 ) -> PamService:
     """Install the hook into `tmp`, write /etc/pam.d/logoutd-test-<hex><suffix> and su copies.
 
@@ -111,12 +112,13 @@ def install_service(
     file = PAM_DIR / name
     if file.exists():
         raise FileExistsError(file)
-    file.write_text(stack(hook_path, runtime_dir, socket, timeout, systemd=systemd))
+    file.write_text(stack(hook_path, runtime_dir, socket, timeout, systemd=systemd, module=module))
     file.chmod(0o644)
     overrides = {}
     for stock in OVERRIDDEN:
         copy = tmp / f"pam-{stock}{suffix}"
-        copy.write_text(stack(hook_path, runtime_dir, socket, timeout, su=True, systemd=systemd))
+        copy.write_text(stack(hook_path, runtime_dir, socket, timeout, su=True, systemd=systemd,
+                              module=module))
         copy.chmod(0o644)
         overrides[stock] = copy
     return PamService(name, file, overrides, hook_path, runtime_dir, socket, systemd)

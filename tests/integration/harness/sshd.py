@@ -50,6 +50,9 @@ class Sshd:
     log: Path | None = None
     link: Path | None = None
     bus: PrivateBus | None = None  # its system bus; /run/systemd/seats in its namespace
+    # A directory bound over /run in its namespace (sshd writes utmp at /var/run/utmp, i.e.
+    # /run/utmp; the machine's /run is never written): see `private_run()`.
+    run_dir: Path | None = None
 
     def start(self, timeout: float = 15.0) -> None:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
@@ -85,6 +88,8 @@ class Sshd:
                 "",
             ]))  # no Subsystem line: no sftp
             prefix = self.pam.namespace_prefix()
+            if self.run_dir is not None:
+                prefix = f"mount --bind {self.run_dir} /run && {prefix}"
             env = None
             if self.bus is not None:
                 prefix += " && " + namespace_prefix(self.bus)
@@ -124,8 +129,8 @@ class Sshd:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
-    def argv(self, user: TestUser, command: str) -> list[str]:
-        return ["ssh", "-i", str(user.key), "-o", "StrictHostKeyChecking=no",
+    def argv(self, user: TestUser, command: str, tty: bool = False) -> list[str]:
+        return ["ssh", *(["-tt"] if tty else []), "-i", str(user.key), "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
                 "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
                 "-p", str(self.port), f"{user.name}@127.0.0.1", command]
@@ -140,3 +145,15 @@ class Sshd:
         return subprocess.run(self.argv(user, command), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout)
 
+
+def private_run(tmp: Path) -> Path:
+    """A directory to bind over /run for sshd: its privilege separation dir, mount points for
+    the bus' tmpfs mounts (harness.bus.namespace_prefix), and an empty utmp (glibc only writes
+    one that exists)."""
+    run = tmp / "private-run"
+    (run / "sshd").mkdir(mode=0o755, parents=True)
+    for mount_point in ("systemd", "dbus"):
+        (run / mount_point).mkdir(mode=0o755)
+    (run / "utmp").touch(mode=0o644)
+    run.chmod(0o755)
+    return run
