@@ -14,6 +14,9 @@ class Paths:
     state_dir: Path = Path("/var/lib/logoutd")
     user_runtime_root: Path = Path("/run/user")
     socket: Path | None = None
+    # Where sd-login's sessions/ and users/ files go (the daemon's default /run/systemd);
+    # None: not written (tests that build a Runtime never touch the machine's /run/systemd).
+    sd_login_dir: Path | None = None
 
     @property
     def socket_path(self) -> Path:

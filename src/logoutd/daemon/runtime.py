@@ -20,6 +20,14 @@ from logoutd.core.manager import Manager
 from logoutd.core.ports import Ports, SpawnDone
 from logoutd.daemon.checkconfig import checked_warnings
 from logoutd.daemon.logs import RateLimit, loop_exception_handler
+from logoutd.daemon.sdlogin import (
+    ObservedStore,
+    SdLoginExport,
+    export_wanted,
+    other_login_manager,
+    pid1_cgroup,
+    sd_login_root_problem,
+)
 from logoutd.errors import LogoutdError
 from logoutd.paths import Paths
 from logoutd.system.accounts import UserDb, UserFiles
@@ -29,7 +37,7 @@ from logoutd.system.inotify import IN_MOVED_TO, Inotify
 from logoutd.system.memory import release_memory
 from logoutd.system.procfs import ProcessTable
 from logoutd.system.spawn import Spawner
-from logoutd.system.statefiles import StateStore, write_atomic
+from logoutd.system.statefiles import write_atomic
 
 log = logging.getLogger("logoutd")
 
@@ -98,7 +106,7 @@ class Runtime:
         loop.add_reader(inotify.fd, _guarded(inotify.dispatch))
         processes = GuardedProcessTable(loop)
         spawner = GuardedSpawner(self.paths.cgroup_root, loop)
-        store = StateStore(self.paths.runtime_dir, self.paths.state_dir)
+        store = ObservedStore(self.paths.runtime_dir, self.paths.state_dir)
         ports = Ports(
             clock=LoopClock(loop),
             processes=processes,
@@ -116,6 +124,7 @@ class Runtime:
         inotify.add(str(self.paths.hook_dir), _guarded(manager.adopt_hook_records), IN_MOVED_TO)
         manager.restore()
         manager.start_lingering_users()
+        self._start_sd_login(manager, store, loop)
         info = DaemonInfo(
             reload=lambda: self.reload(manager),
             config_files=lambda: list(self.config_result.files),
@@ -156,6 +165,20 @@ class Runtime:
             log.info("Stopping; %d sessions stay as they are and are picked up at the next "
                      "start.", len(manager.sessions))
         return 0
+
+    def _start_sd_login(self, manager: Manager, store: ObservedStore,
+                        loop: asyncio.AbstractEventLoop) -> None:
+        """sd-login's files (SdLoginFiles=), and a warning if sd-login cannot parse our paths."""
+        problem = sd_login_root_problem(manager.ports.cgroups.root_in_mount, pid1_cgroup())
+        if problem is not None:
+            log.warning("%s", problem)
+        if self.paths.sd_login_dir is None or not export_wanted(
+                self.config_result.config.sd_login_files, other_login_manager):
+            return
+        export = SdLoginExport(self.paths.sd_login_dir, manager,
+                               lambda flush: loop.call_soon(_guarded(flush)))
+        export.start()
+        store.observer = export.changed
 
     def reload(self, manager: Manager) -> dict[str, Any]:
         """SIGHUP / `logoutctl reload`: a reload that hits a fatal error keeps the old config.

@@ -53,6 +53,7 @@ class Daemon:
         self.state_dir = self.base / "state"
         self.user_runtime_root = self.base / "user"
         self.log_path = self.base / "logoutd.log"
+        self.sd_login_dir = self.base / "systemd"  # never the machine's /run/systemd
         self.root_socket = self.runtime_dir / "root.sock"  # PAM's and root's; 0600
         for d in (self.dropin_dir, self.runtime_dir, self.state_dir, self.user_runtime_root):
             d.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,7 @@ class Daemon:
             "--state-dir", str(self.state_dir),
             "--user-runtime-root", str(self.user_runtime_root),
             "--socket", str(self.socket),
+            "--sd-login-dir", str(self.sd_login_dir),
             "--log-level", "debug",
             *(["--dbus"] if self.dbus is not None else []),
         ]

@@ -1,0 +1,195 @@
+"""sd-login's calls from inside a real ssh login, against the files logoutd writes.
+
+The probe (harness/sdprobe.py) runs in the login's own process tree as the user, in a user and
+mount namespace of its own (`unshare -r -m`) where the daemon's --sd-login-dir is bind-mounted
+on /run/systemd: the machine's /run/systemd is never read or written. The cgroup root is
+named `logoutd-test-<hex>.slice`, which libsystemd's path parser skips like any slice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import cgroups
+from tests.integration.harness.env import Env
+from tests.integration.harness.procs import wait_for
+from tests.integration.harness.users import TestUser
+
+HERE = Path(__file__).resolve().parent
+PROBE = HERE / "harness" / "sdprobe.py"
+LIBSYSTEMD = Path("/usr/lib/x86_64-linux-gnu/libsystemd.so.0")
+EXPORT = "[Logoutd]\nSdLoginFiles=yes\n"
+
+
+@pytest.fixture
+def slice_env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    """As conftest's env, with the cgroup root named `*.slice`."""
+    mount = cgroups.cgroup2_mount()
+    assert mount is not None
+    world = Env(mount, root_suffix=".slice")
+    try:
+        yield world
+    finally:
+        rep = getattr(request.node, "rep_call", None)
+        if (rep is not None and rep.failed) or os.environ.get("LOGOUTD_TEST_SHOW_LOG"):
+            for d in world.daemons:
+                sys.stderr.write(f"\n---- logoutd log {d.log_path} ----\n{d.log_tail(200)}\n")
+        errors = world.cleanup.run()
+        if errors:
+            pytest.fail("cleanup failed:\n" + "\n".join(errors), pytrace=False)
+
+
+def probe_command(env: Env, sd_login_dir: Path, library: Path, user: TestUser,
+                  session: str = "") -> str:
+    """The ssh command: a private /run (tmpfs) with the daemon's files (if any) as /run/systemd."""
+    probe = env.tmp / "sdprobe.py"
+    if not probe.exists():
+        probe.write_text(PROBE.read_text())
+        probe.chmod(0o644)
+    files = shlex.quote(str(sd_login_dir))
+    inner = (f"mount -t tmpfs none /run && mkdir /run/systemd && "
+             f"{{ ! [ -d {files} ] || mount --bind {files} /run/systemd; }} && "
+             f"exec /usr/bin/python3 {probe} {library} {user.uid} {session}")
+    return f"unshare -r -m sh -c {shlex.quote(inner)}"
+
+
+def run_probe(env: Env, pam: Any, user: TestUser, sd_login_dir: Path,
+              library: Path = LIBSYSTEMD, session: str = "") -> dict[str, list[Any]]:
+    done = env.sshd(pam).run(user, probe_command(env, sd_login_dir, library, user, session),
+                             timeout=60)
+    assert done.returncode == 0, done
+    answers: dict[str, list[Any]] = json.loads(done.stdout.splitlines()[-1])
+    print(f"\nsd-login {library.name}: {json.dumps(answers)}")
+    return answers
+
+
+def values(answers: dict[str, list[Any]]) -> dict[str, Any]:
+    return {name: answer[1] for name, answer in answers.items()}
+
+
+def only_session(daemon: Any, user: TestUser) -> dict[str, Any]:
+    sessions = daemon.sessions(user.name)
+    assert len(sessions) == 1, sessions
+    return sessions[0]
+
+
+@pytest.fixture
+def libelogind(slice_env: Env) -> Path:
+    """Debian's libelogind0, unpacked where the test user can read it (it conflicts with
+    libsystemd0 as a package)."""
+    tmp_path = slice_env.tmp / "elogind"
+    tmp_path.mkdir(mode=0o755)
+    got = subprocess.run(["apt-get", "download", "libelogind0"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    debs = list(tmp_path.glob("libelogind0_*.deb"))
+    if got.returncode != 0 or not debs:
+        pytest.skip(f"apt-get download libelogind0 failed: {got.stderr.strip()}")
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(tmp_path / "x")], check=True)
+    found = sorted((tmp_path / "x").rglob("libelogind.so.0"))
+    assert found, "no libelogind.so.0 in the package"
+    return found[0]
+
+
+def test_sd_login_answers_from_inside_an_ssh_login(slice_env):
+    env = slice_env
+    daemon = env.daemon(EXPORT)
+    user = env.user()
+    pam = env.pam()
+    answers = values(run_probe(env, pam, user, daemon.sd_login_dir))
+    sid = answers["sd_pid_get_session"]
+    assert isinstance(sid, str) and not sid.startswith("-"), answers
+    assert answers == {
+        "sd_pid_get_session": sid,
+        "sd_pid_get_owner_uid": user.uid,
+        "sd_pid_get_unit": f"session-{sid}.scope",
+        "sd_session_get_state": "active",
+        "sd_session_is_active": True,
+        "sd_session_get_uid": user.uid,
+        "sd_session_get_type": "tty",
+        "sd_session_get_class": "user",
+        "sd_session_get_service": pam.name,
+        "sd_uid_get_state": "active",
+        "sd_get_sessions": [sid],
+        "sd_get_uids": [user.uid],
+    }
+    # At logout the session's file goes, and the user's with the user (UserStopDelaySec=0).
+    files = daemon.sd_login_dir
+    wait_for(lambda: not any((files / "sessions").iterdir())
+             and not any((files / "users").iterdir()), 30, "sd-login files removed at logout",
+             details=lambda: f"{list((files / 'sessions').iterdir())} "
+                             f"{list((files / 'users').iterdir())}")
+
+
+def test_sd_login_files_are_reconciled_after_a_restart(slice_env):
+    env = slice_env
+    daemon = env.daemon(EXPORT)
+    user = env.user()
+    pam = env.pam()
+    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
+    login.wait_line("READY")
+    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
+    files = daemon.sd_login_dir
+    session_file = files / "sessions" / sid
+    wait_for(session_file.exists, 10, "the session's file")
+    text = session_file.read_text()
+    assert f"UID={user.uid}\n" in text and "STATE=active\n" in text, text
+    assert f"SCOPE=session-{sid}.scope\n" in text and "LEADER=" in text, text
+    assert f"\nSESSIONS={sid}\n" in (files / "users" / str(user.uid)).read_text()
+    assert oct(session_file.stat().st_mode & 0o777) == "0o644"
+
+    daemon.kill()
+    session_file.unlink()
+    (files / "sessions" / "c999999").write_text("STATE=active\n")
+    (files / "users" / "4242424").write_text("STATE=active\n")
+    daemon.start()
+    wait_for(lambda: session_file.exists() and not (files / "sessions" / "c999999").exists()
+             and not (files / "users" / "4242424").exists(), 20,
+             "missing file written, stale ones removed",
+             details=lambda: f"{sorted(p.name for p in files.rglob('*'))}")
+    assert "STATE=active\n" in session_file.read_text()
+
+
+def test_libelogind_reads_the_files_but_not_the_path(slice_env, libelogind):
+    env = slice_env
+    daemon = env.daemon(EXPORT)
+    user = env.user()
+    pam = env.pam()
+    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
+    login.wait_line("READY")
+    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
+    wait_for((daemon.sd_login_dir / "sessions" / sid).exists, 10, "the session's file")
+    answers = values(run_probe(env, pam, user, daemon.sd_login_dir, libelogind, sid))
+    # elogind's parser takes the first path component as the session id: not logoutd's layout.
+    assert answers["sd_pid_get_session"] != sid, answers
+    assert answers["sd_session_get_state"] == "active", answers
+    assert answers["sd_session_get_uid"] == user.uid, answers
+    assert answers["sd_uid_get_state"] == "active", answers
+    assert sid in answers["sd_get_sessions"], answers
+
+
+def test_without_the_export_sd_login_sees_no_session(env):
+    """What main did before: no files; a root that is not a slice is not parsed, and said so."""
+    daemon = env.daemon("[Logoutd]\nSdLoginFiles=no\n")
+    user = env.user()
+    pam = env.pam()
+    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
+    login.wait_line("READY")
+    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
+    answers = values(run_probe(env, pam, user, daemon.sd_login_dir, session=sid))
+    assert answers["sd_pid_get_session"] == "-ENODATA", answers
+    assert answers["sd_session_get_state"] == "-ENXIO", answers
+    assert answers["sd_uid_get_state"] == "offline", answers
+    assert answers["sd_get_sessions"] == [] and answers["sd_get_uids"] == [], answers
+    assert not daemon.sd_login_dir.exists()
+    log = daemon.log()
+    assert f"its component '{env.cgroup_root.name}' is not a *.slice name" in log, log
+    assert "SdLoginFiles=no" in log, log
