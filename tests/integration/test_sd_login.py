@@ -84,9 +84,18 @@ def only_session(daemon: Any, user: TestUser) -> dict[str, Any]:
 
 @pytest.fixture
 def libelogind(slice_env: Env) -> Path:
+    return unpacked_libelogind(slice_env)
+
+
+@pytest.fixture
+def libelogind_env(env: Env) -> Path:
+    return unpacked_libelogind(env)
+
+
+def unpacked_libelogind(env: Env) -> Path:
     """Debian's libelogind0, unpacked where the test user can read it (it conflicts with
     libsystemd0 as a package)."""
-    tmp_path = slice_env.tmp / "elogind"
+    tmp_path = env.tmp / "elogind"
     tmp_path.mkdir(mode=0o755)
     got = subprocess.run(["apt-get", "download", "libelogind0"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
@@ -193,3 +202,69 @@ def test_without_the_export_sd_login_sees_no_session(env):
     log = daemon.log()
     assert f"its component '{env.cgroup_root.name}' is not a *.slice name" in log, log
     assert "SdLoginFiles=no" in log, log
+
+
+def probe_in_cgroup_namespace(env: Env, daemon: Any, user: TestUser, sid: str,
+                              library: Path = LIBSYSTEMD) -> dict[str, Any]:
+    """The probe in a cgroup namespace rooted at the test's root, where a process sees the
+    default root's paths (/user.slice/…): entered from that root, then joined to the login's
+    scope, dropped to the user. /sys/fs/cgroup is the cgroup2 mount there (a unified host)."""
+    scope = env.scope_dir(f"user.slice/user-{user.uid}.slice/session-{sid}.scope")
+    probe = env.tmp / "sdprobe.py"
+    probe.write_text(PROBE.read_text())
+    probe.chmod(0o644)
+    files = shlex.quote(str(daemon.sd_login_dir))
+    inner = (f"echo $$ > {scope}/cgroup.procs && mount -t tmpfs none /run && "
+             f"mkdir /run/systemd && mount --bind {files} /run/systemd && "
+             f"mount --bind {env.mount} /sys/fs/cgroup && "
+             f"exec setpriv --reuid {user.uid} --regid {user.gid} --init-groups "
+             f"/usr/bin/python3 {probe} {library} {user.uid} {sid}")
+    outer = (f"echo $$ > {env.cgroup_root}/cgroup.procs && "
+             f"exec unshare -C -m --propagation private sh -c {shlex.quote(inner)}")
+    done = subprocess.run(["sh", "-c", outer], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done
+    answers = values(json.loads(done.stdout.splitlines()[-1]))
+    print(f"\nsd-login {library.name} in a cgroup namespace: {json.dumps(answers)}")
+    return answers
+
+
+def test_the_default_root_layout_in_a_cgroup_namespace(env):
+    """logoutd's default root is the cgroup2 mount: /user.slice/user-UID.slice/session-ID.scope."""
+    daemon = env.daemon(EXPORT)
+    user = env.user()
+    pam = env.pam()
+    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
+    login.wait_line("READY")
+    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
+    wait_for((daemon.sd_login_dir / "sessions" / sid).exists, 10, "the session's file")
+    answers = probe_in_cgroup_namespace(env, daemon, user, sid)
+    assert answers == {
+        "sd_pid_get_session": sid,
+        "sd_pid_get_owner_uid": user.uid,
+        "sd_pid_get_unit": f"session-{sid}.scope",
+        "sd_session_get_state": "active",
+        "sd_session_is_active": True,
+        "sd_session_get_uid": user.uid,
+        "sd_session_get_type": "tty",
+        "sd_session_get_class": "user",
+        "sd_session_get_service": pam.name,
+        "sd_uid_get_state": "active",
+        "sd_get_sessions": [sid],
+        "sd_get_uids": [user.uid],
+    }
+
+
+def test_libelogind_takes_the_first_path_component_for_the_session(env, libelogind_env):
+    """elogind's flat layout is /<ID>: under logoutd's it finds a session named user.slice."""
+    daemon = env.daemon(EXPORT)
+    user = env.user()
+    pam = env.pam()
+    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
+    login.wait_line("READY")
+    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
+    wait_for((daemon.sd_login_dir / "sessions" / sid).exists, 10, "the session's file")
+    answers = probe_in_cgroup_namespace(env, daemon, user, sid, libelogind_env)
+    assert answers["sd_pid_get_session"] == "user.slice", answers
+    assert answers["sd_pid_get_owner_uid"] == "-ENODATA", answers  # no sessions/user.slice
+    assert answers["sd_session_get_state"] == "active", answers
+    assert answers["sd_uid_get_state"] == "active", answers
