@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,8 +21,10 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import cgroups
+from tests.integration.harness.cleanup import Phase
 from tests.integration.harness.env import Env
-from tests.integration.harness.procs import wait_for
+from tests.integration.harness.login import READY
+from tests.integration.harness.procs import Proc, kill_tree, wait_for
 from tests.integration.harness.users import TestUser
 
 HERE = Path(__file__).resolve().parent
@@ -268,3 +271,87 @@ def test_libelogind_takes_the_first_path_component_for_the_session(env, libelogi
     assert answers["sd_pid_get_owner_uid"] == "-ENODATA", answers  # no sessions/user.slice
     assert answers["sd_session_get_state"] == "active", answers
     assert answers["sd_uid_get_state"] == "active", answers
+
+
+POLKITD = Path("/usr/lib/polkit-1/polkitd")
+PKCHECK = "pkcheck"
+# Logs what polkitd learnt from sd-login about the subject; allows only a subject in an active
+# session (login1's policy asks an administrator for set-user-linger: no agent here, so "no").
+RULE = """\
+polkit.addRule(function(action, subject) {
+    if (action.id != "org.freedesktop.login1.set-user-linger") return polkit.Result.NOT_HANDLED;
+    polkit.log("logoutd-test subject session='" + subject.session + "' local=" + subject.local
+               + " active=" + subject.active);
+    if (subject.session && subject.active) return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+"""
+
+
+def start_private_polkitd(env: Env, bus: Any, sd_login_dir: Path) -> Path:
+    """polkitd on the test's bus, in a mount namespace of its own: the daemon's sd-login files
+    as /run/systemd and a rules.d holding RULE only. Returns its log."""
+    if not POLKITD.exists() or shutil.which(PKCHECK) is None:
+        pytest.skip("polkitd or pkcheck not installed")
+    rules = env.tmp / "rules.d"
+    rules.mkdir(mode=0o755)
+    (rules / "50-logoutd-test.rules").write_text(RULE)
+    (rules / "50-logoutd-test.rules").chmod(0o644)
+    files = shlex.quote(str(sd_login_dir))
+    inner = (f"mount -t tmpfs none /run && mkdir /run/systemd && "
+             f"{{ ! [ -d {files} ] || mount --bind {files} /run/systemd; }} && "
+             f"mount --bind {rules} /etc/polkit-1/rules.d && exec {POLKITD}")
+    log = env.tmp / "polkitd.log"
+    with open(log, "ab") as out:
+        popen = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+                                 env={**bus.env(), "PATH": "/usr/bin:/bin"},
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    proc = Proc.of(popen.pid, "polkitd")
+
+    def stop() -> None:
+        if popen.poll() is None:
+            kill_tree(proc)
+        popen.wait(timeout=10)
+
+    env.cleanup.add(Phase.PROCESSES, "kill polkitd", stop)
+    wait_for(lambda: bus.name_owner_pid("org.freedesktop.PolicyKit1") is not None, 15,
+             "polkitd on the bus", details=lambda: log.read_text(errors="replace"))
+    return log
+
+
+def pkcheck(bus: Any, pid: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PKCHECK, "--action-id", "org.freedesktop.login1.set-user-linger",
+                           "--process", str(pid)], env={**os.environ, **bus.env()},
+                          capture_output=True, text=True, timeout=30)
+
+
+def polkit_sees(env: Env, config: str) -> tuple[str, str, subprocess.CompletedProcess[str]]:
+    """pkcheck for a process of an ssh login: (the session id, polkitd's rule log, the result)."""
+    bus = env.bus()
+    daemon = env.daemon(config)
+    user = env.user()
+    pam = env.pam()
+    login = env.login("ssh", pam, user, f"sleep 600 & echo PID sleeper $!; echo {READY}; wait")
+    sleeper = login.wait_ready()["sleeper"]
+    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
+    log = start_private_polkitd(env, bus, daemon.sd_login_dir)
+    checked = pkcheck(bus, sleeper.pid)
+    seen = wait_for(lambda: [line for line in log.read_text(errors="replace").splitlines()
+                             if "logoutd-test subject" in line], 10, "polkitd's rule log",
+                    details=lambda: log.read_text(errors="replace"))
+    print(f"\npkcheck: rc {checked.returncode} {checked.stdout.strip()} "
+          f"{checked.stderr.strip()}; polkitd: {seen[-1]}")
+    return sid, seen[-1], checked
+
+
+def test_polkit_sees_the_session_of_a_process_in_an_ssh_login(slice_env):
+    sid, seen, checked = polkit_sees(slice_env, EXPORT)
+    assert f"session='{sid}' local=false active=true" in seen, seen
+    assert checked.returncode == 0, checked
+
+
+def test_polkit_sees_no_session_without_files_or_a_parsable_root(env):
+    """main before: no files, a root sd-login cannot parse; an administrator is asked for."""
+    _, seen, checked = polkit_sees(env, "[Logoutd]\nSdLoginFiles=no\n")
+    assert "session='null' local=false active=false" in seen, seen
+    assert checked.returncode != 0, checked
