@@ -162,6 +162,7 @@ def test_cescape_is_systemds() -> None:
     ("/machine/logoutd.slice", "/machine/init.scope", True),  # a container: PID 1's root
     ("/machine/logoutd.slice", "/", False),
     ("/x@y.slice", "/", False),
+    ("/system.slice/logoutd.service", "/init.scope", False),  # systemd-delegated
 ])
 def test_which_roots_libsystemd_parses(root: str, pid1: str, parsed: bool) -> None:
     problem = sd_login_root_problem(root, pid1)

@@ -177,7 +177,12 @@ class Runtime:
             return
         export = SdLoginExport(self.paths.sd_login_dir, manager,
                                lambda flush: loop.call_soon(_guarded(flush)))
-        export.start()
+        try:
+            export.start()
+        except OSError as e:
+            log.warning("Not writing sd-login's files: cannot create %s: %s", e.filename,
+                        e.strerror)
+            return
         store.observer = export.changed
 
     def reload(self, manager: Manager) -> dict[str, Any]:
