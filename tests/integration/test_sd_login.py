@@ -218,7 +218,7 @@ def probe_in_cgroup_namespace(env: Env, daemon: Any, user: TestUser, sid: str,
     probe.chmod(0o644)
     files = shlex.quote(str(daemon.sd_login_dir))
     inner = (f"echo $$ > {scope}/cgroup.procs && mount -t tmpfs none /run && "
-             f"mkdir /run/systemd && mount --bind {files} /run/systemd && "
+             f"mkdir /run/systemd && {{ ! [ -d {files} ] || mount --bind {files} /run/systemd; }} && "
              f"mount --bind {env.mount} /sys/fs/cgroup && "
              f"exec setpriv --reuid {user.uid} --regid {user.gid} --init-groups "
              f"/usr/bin/python3 {probe} {library} {user.uid} {sid}")
