@@ -186,10 +186,13 @@ def test_settings_and_detection(tmp_path: Path, caplog: pytest.LogCaptureFixture
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "comm").write_text("init\n")
     (tmp_path / "self").mkdir()
-    assert other_login_manager(tmp_path) is None
+    booted = tmp_path / "run-systemd-system"
+    assert other_login_manager(tmp_path, booted) is None
     (tmp_path / "77").mkdir()
     (tmp_path / "77" / "comm").write_text("elogind-daemon\n")
-    assert other_login_manager(tmp_path) == "elogind-daemon (pid 77)"
+    assert other_login_manager(tmp_path, booted) == "elogind-daemon (pid 77)"
+    booted.mkdir()
+    assert other_login_manager(tmp_path, booted) == f"systemd ({booted} exists)"
     running: Callable[[], str | None] = lambda: "systemd-logind (pid 5)"  # noqa: E731
     with caplog.at_level(logging.INFO, logger="logoutd"):
         assert not export_wanted(SdLoginFiles.AUTO, running)

@@ -113,8 +113,8 @@ OPTIONS: tuple[Option, ...] = (
            "Executables whose processes move to a scope at logout instead of dying "
            "(for users allowed to keep processes).", is_list=True),
     Option("Logoutd", "SdLoginFiles", parse_sd_login_files, "sd_login_files",
-           "Write sd-login's session and user files (auto: unless logind or elogind runs); "
-           "read at start."),
+           "Write sd-login's session and user files (auto: unless logind, elogind or systemd "
+           "as PID 1 runs); read at start."),
 )  # fmt: skip
 
 SECTIONS: tuple[str, ...] = ("Login", "Logoutd", "Policy")

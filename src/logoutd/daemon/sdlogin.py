@@ -111,8 +111,12 @@ def render_user(user: User, boot: float) -> str:
     return "".join(lines)
 
 
-def other_login_manager(proc: Path = Path("/proc")) -> str | None:
-    """'systemd-logind (pid N)' if logind or elogind runs on this machine, else None."""
+def other_login_manager(proc: Path = Path("/proc"),
+                        booted: Path = Path("/run/systemd/system")) -> str | None:
+    """'systemd-logind (pid N)' if logind or elogind runs on this machine, or systemd is PID 1
+    (D-Bus starts its logind on demand), else None."""
+    if booted.is_dir():
+        return f"systemd ({booted} exists)"
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
