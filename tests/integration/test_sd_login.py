@@ -66,8 +66,9 @@ def probe_command(env: Env, sd_login_dir: Path, library: Path, user: TestUser,
 
 
 def run_probe(env: Env, pam: Any, user: TestUser, sd_login_dir: Path,
-              library: Path = LIBSYSTEMD, session: str = "") -> dict[str, list[Any]]:
-    done = env.sshd(pam).run(user, probe_command(env, sd_login_dir, library, user, session),
+              library: Path = LIBSYSTEMD, session: str = "",
+              bus: Any = None) -> dict[str, list[Any]]:
+    done = env.sshd(pam, bus).run(user, probe_command(env, sd_login_dir, library, user, session),
                              timeout=60)
     assert done.returncode == 0, done
     answers: dict[str, list[Any]] = json.loads(done.stdout.splitlines()[-1])
@@ -111,12 +112,15 @@ def unpacked_libelogind(env: Env) -> Path:
     return found[0]
 
 
-def test_sd_login_answers_from_inside_an_ssh_login(slice_env):
+@pytest.mark.parametrize("via", ["hook", "pam_systemd"])
+def test_sd_login_answers_from_inside_an_ssh_login(slice_env, via):
+    """Through the PAM hook, and through stock pam_systemd.so and `logoutd --dbus`."""
     env = slice_env
-    daemon = env.daemon(EXPORT)
+    bus = env.bus() if via == "pam_systemd" else None
+    daemon = env.daemon(EXPORT, dbus=bus)
     user = env.user()
-    pam = env.pam()
-    answers = values(run_probe(env, pam, user, daemon.sd_login_dir))
+    pam = env.pam(hook=bus is None, systemd=bus is not None)
+    answers = values(run_probe(env, pam, user, daemon.sd_login_dir, bus=bus))
     sid = answers["sd_pid_get_session"]
     assert isinstance(sid, str) and not sid.startswith("-"), answers
     assert answers == {
