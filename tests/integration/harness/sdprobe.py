@@ -1,7 +1,8 @@
 """Ask sd-login (libsystemd's or libelogind's, through ctypes) about the calling process.
 
-Run by /usr/bin/python3 inside a login, stdlib only: `sdprobe.py LIBRARY UID [SESSION]` prints one
-JSON object: each call's name -> [return value, answer] (a negative errno name when it failed).
+Run by /usr/bin/python3 inside a login, stdlib only: `sdprobe.py LIBRARY UID [SESSION]` prints
+one JSON object: each call's name -> [return value, answer] (the errno name when it failed).
+The answers are not freed: the process exits right after.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import sys
 def main() -> None:
     lib = ctypes.CDLL(sys.argv[1])
     uid = int(sys.argv[2])
-    libc = ctypes.CDLL(None)
-    libc.free.argtypes = [ctypes.c_void_p]
     out: dict[str, list[object]] = {}
 
     def err(r: int) -> str:
