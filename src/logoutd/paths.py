@@ -15,6 +15,9 @@ class Paths:
     user_runtime_root: Path = Path("/run/user")
     socket: Path | None = None
     utmp: Path = Path("/run/utmp")  # sessions' ttys for ssh logins (core/utmpttys.py)
+    # Where sd-login's sessions/ and users/ files go (the daemon's default /run/systemd);
+    # None: not written (tests that build a Runtime never touch the machine's /run/systemd).
+    sd_login_dir: Path | None = None
 
     @property
     def socket_path(self) -> Path:

@@ -48,7 +48,7 @@ MANAGER_PROPERTIES = ["KillUserProcesses", "KillOnlyUsers", "KillExcludeUsers",
                       "SessionsMax", "NCurrentSessions", "RuntimeDirectorySize",
                       "SessionStopTimeoutUSec", "UserStopTimeoutUSec", "ReleaseTimeoutUSec",
                       "AuditLog", "KeepAllowUsers", "KeepAllowGroups", "LingerSelfAllow",
-                      "AutoKeep"]
+                      "AutoKeep", "SdLoginFiles"]
 
 
 @pytest.fixture

@@ -18,6 +18,14 @@ class KillMode(enum.StrEnum):
     PERMISSIVE = "permissive"  # where logind would kill, kill nothing and record the leftovers
 
 
+class SdLoginFiles(enum.StrEnum):
+    """SdLoginFiles=: whether to write sd-login's /run/systemd/{sessions,users}/ files."""
+
+    AUTO = "auto"  # yes, unless systemd-logind or elogind runs on this machine
+    YES = "yes"
+    NO = "no"
+
+
 @dataclass(frozen=True)
 class TmpfsSize:
     """RuntimeDirectorySize=: a share of physical memory, or a number of bytes."""
@@ -75,6 +83,7 @@ class Config:
     user_stop_timeout_sec: float = 120.0
     release_timeout_sec: float = 20.0  # logind's RELEASE_USEC
     audit_log: str | None = None
+    sd_login_files: SdLoginFiles = SdLoginFiles.AUTO  # read at start only
     # [Policy]; in user lists "@name" is a group
     keep_allow_users: tuple[str, ...] | None = None  # None: everyone
     keep_allow_groups: tuple[str, ...] = ()  # bare group names

@@ -21,6 +21,7 @@ from logoutd.config.values import (
     parse_n_autovts,
     parse_optional_path,
     parse_removed,
+    parse_sd_login_files,
     parse_sec,
     parse_sec_fix_0,
     parse_tmpfs_size,
@@ -111,6 +112,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("Policy", "AutoKeep", absolute_path("AutoKeep"), "auto_keep",
            "Executables whose processes move to a scope at logout instead of dying "
            "(for users allowed to keep processes).", is_list=True),
+    Option("Logoutd", "SdLoginFiles", parse_sd_login_files, "sd_login_files",
+           "Write sd-login's session and user files (auto: unless logind, elogind or systemd "
+           "as PID 1 runs); read at start."),
 )  # fmt: skip
 
 SECTIONS: tuple[str, ...] = ("Login", "Logoutd", "Policy")

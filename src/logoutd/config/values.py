@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable
 
-from logoutd.config.model import KillMode, TmpfsSize
+from logoutd.config.model import KillMode, SdLoginFiles, TmpfsSize
 
 WHITESPACE = " \t\n\r"  # systemd's WHITESPACE: what strstrip() and word splitting skip
 
@@ -83,6 +83,17 @@ def parse_kill_mode(text: str) -> KillMode:
         return KillMode.PERMISSIVE
     raise BadValue(f"Failed to parse KillUserProcesses= value, ignoring: {text}",
                    KILL_MODE_ACCEPTED)
+
+
+def parse_sd_login_files(text: str) -> SdLoginFiles:
+    """SdLoginFiles=: auto, or a boolean."""
+    value = _boolean(text)
+    if value is not None:
+        return SdLoginFiles.YES if value else SdLoginFiles.NO
+    if text.isascii() and text.lower() == SdLoginFiles.AUTO:
+        return SdLoginFiles.AUTO
+    raise BadValue(f"Failed to parse SdLoginFiles= value, ignoring: {text}",
+                   "auto, yes or no (also 1/0, true/false, on/off, y/n, t/f)")
 
 
 # --- time spans ----------------------------------------------------------------------------

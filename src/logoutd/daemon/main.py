@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--socket", type=Path, help="API socket (default RUNTIME_DIR/api.sock)")
     parser.add_argument("--utmp", type=Path, default=Path("/run/utmp"),
                         help="utmp file whose entries give ssh logins their tty")
+    parser.add_argument("--sd-login-dir", type=Path, default=Path("/run/systemd"),
+                        help="where sd-login's sessions/ and users/ files go, as logind's "
+                             "(default /run/systemd; see SdLoginFiles=)")
     parser.add_argument("--dbus", action="store_true",
                         help="also serve org.freedesktop.login1 on the system bus (stock "
                              "pam_systemd and loginctl); needs logoutd[dbus]")
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         cgroup_root = args.cgroup_root or _default_cgroup_root()
         paths = Paths(root=args.root, cgroup_root=cgroup_root, runtime_dir=args.runtime_dir,
                       state_dir=args.state_dir, user_runtime_root=args.user_runtime_root,
-                      socket=args.socket, utmp=args.utmp)
+                      socket=args.socket, utmp=args.utmp, sd_login_dir=args.sd_login_dir)
         if not cgroup_root.exists():
             raise LogoutdError(f"--cgroup-root {cgroup_root} does not exist (create it with "
                                "mkdir inside the cgroup2 mount, or give another one).")

@@ -20,6 +20,14 @@ from logoutd.core.manager import Manager
 from logoutd.core.ports import NoMetrics, Ports, SpawnDone
 from logoutd.daemon.checkconfig import checked_warnings
 from logoutd.daemon.logs import RateLimit, loop_exception_handler
+from logoutd.daemon.sdlogin import (
+    ObservedStore,
+    SdLoginExport,
+    export_wanted,
+    other_login_manager,
+    pid1_cgroup,
+    sd_login_root_problem,
+)
 from logoutd.daemon.utmpwatch import UtmpWatch
 from logoutd.errors import LogoutdError
 from logoutd.paths import Paths
@@ -30,7 +38,7 @@ from logoutd.system.inotify import IN_MOVED_TO, Inotify
 from logoutd.system.memory import release_memory
 from logoutd.system.procfs import ProcessTable
 from logoutd.system.spawn import Spawner
-from logoutd.system.statefiles import StateStore, write_atomic
+from logoutd.system.statefiles import write_atomic
 
 if TYPE_CHECKING:  # imported only with --metrics-listen (it imports prometheus_client)
     from logoutd.daemon.metrics import DaemonMetrics
@@ -119,7 +127,7 @@ class Runtime:
         loop.add_reader(inotify.fd, _guarded(inotify.dispatch))
         processes = GuardedProcessTable(loop)
         spawner = GuardedSpawner(self.paths.cgroup_root, loop)
-        store = StateStore(self.paths.runtime_dir, self.paths.state_dir)
+        store = ObservedStore(self.paths.runtime_dir, self.paths.state_dir)
         ports = Ports(
             clock=LoopClock(loop),
             processes=processes,
@@ -140,6 +148,7 @@ class Runtime:
         manager.start_lingering_users()
         utmp = UtmpWatch(self.paths.utmp, inotify, manager, _guarded)
         utmp.start()
+        self._start_sd_login(manager, store, loop)
         info = DaemonInfo(
             reload=lambda: self.reload(manager),
             config_files=lambda: list(self.config_result.files),
@@ -186,6 +195,25 @@ class Runtime:
             log.info("Stopping; %d sessions stay as they are and are picked up at the next "
                      "start.", len(manager.sessions))
         return 0
+
+    def _start_sd_login(self, manager: Manager, store: ObservedStore,
+                        loop: asyncio.AbstractEventLoop) -> None:
+        """sd-login's files (SdLoginFiles=), and a warning if sd-login cannot parse our paths."""
+        problem = sd_login_root_problem(manager.ports.cgroups.root_in_mount, pid1_cgroup())
+        if problem is not None:
+            log.warning("%s", problem)
+        if self.paths.sd_login_dir is None or not export_wanted(
+                self.config_result.config.sd_login_files, other_login_manager):
+            return
+        export = SdLoginExport(self.paths.sd_login_dir, manager,
+                               lambda flush: loop.call_soon(_guarded(flush)))
+        try:
+            export.start()
+        except OSError as e:
+            log.warning("Not writing sd-login's files: cannot create %s: %s", e.filename,
+                        e.strerror)
+            return
+        store.observer = export.changed
 
     def reload(self, manager: Manager) -> dict[str, Any]:
         """SIGHUP / `logoutctl reload`: a reload that hits a fatal error keeps the old config.

@@ -56,6 +56,7 @@ class Daemon:
         self.user_runtime_root = self.base / "user"
         self.log_path = self.base / "logoutd.log"
         self.utmp = self.base / "utmp"  # none there; a test may point it at sshd's (`--utmp`)
+        self.sd_login_dir = self.base / "systemd"  # never the machine's /run/systemd
         self.root_socket = self.runtime_dir / "root.sock"  # PAM's and root's; 0600
         for d in (self.dropin_dir, self.runtime_dir, self.state_dir, self.user_runtime_root):
             d.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,7 @@ class Daemon:
             "--user-runtime-root", str(self.user_runtime_root),
             "--socket", str(self.socket),
             "--utmp", str(self.utmp),
+            "--sd-login-dir", str(self.sd_login_dir),
             "--log-level", "debug",
             "--log-target", self.log_target,
             *(["--dbus"] if self.dbus is not None else []),

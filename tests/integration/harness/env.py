@@ -28,13 +28,14 @@ class Env:
     mount: Path
     cleanup: Cleanup = field(default_factory=Cleanup)
     hexid: str = field(default_factory=lambda: secrets.token_hex(4))
+    root_suffix: str = ""  # e.g. ".slice": a cgroup root libsystemd's sd-login can parse
 
     def __post_init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix=f"logoutd-test-{self.hexid}-"))
         self.tmp.chmod(0o755)  # sshd/su run the hook from here
         self.cleanup.add(Phase.FILES, f"rm -r {self.tmp}",
                          lambda: shutil.rmtree(self.tmp, ignore_errors=True))
-        self.cgroup_root = cgroups.create_test_root(self.mount, self.hexid)
+        self.cgroup_root = cgroups.create_test_root(self.mount, self.hexid + self.root_suffix)
         self.cleanup.add(Phase.CGROUP_KILL, f"cgroup.kill {self.cgroup_root}",
                          lambda: cgroups.kill_subtree(self.cgroup_root))
         self.cleanup.add(Phase.CGROUPS, f"rmdir {self.cgroup_root}",
