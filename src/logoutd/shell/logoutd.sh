@@ -1,10 +1,13 @@
 # logoutd shell integration for sh, bash and zsh login shells (docs/admin-guide.md, "Shell
 # integration"). Install it with `logoutd install-pam-hook --profile-script
-# /etc/profile.d/logoutd.sh`, which writes the two paths below for this host.
+# /etc/profile.d/logoutd.sh`, which writes the three paths below for this host.
 #
-# In a login shell inside a logoutd session, `tmux`, `screen` and `nohup` start in a scope of
-# their own (`logoutctl run --scope`), so they survive logout — until the user's last session
-# has ended for UserStopDelaySec=, or for good when the user lingers. Where policy does not
+# In a login shell inside a logoutd session, `tmux`, `screen` and (where the administrator opted
+# in: KeepNohup=yes) `nohup` start in a scope of their own (`logoutctl run --scope`), so they
+# survive logout — until the user's last session has ended for UserStopDelaySec=, or for good
+# when the user lingers. Which of the three are kept is [Policy] KeepTmux=, KeepScreen=,
+# KeepNohup=, as the daemon last wrote them to RUNTIME_DIR/shell-keep; the others run untouched.
+# Where policy does not
 # allow it (KeepAllowUsers=, KeepAllowGroups=), or logoutd or logoutctl is missing or slow,
 # one line on stderr says the program will be terminated at logout, and it runs as usual,
 # with its usual exit status. An already running tmux server (on the same -L/-S socket) or
@@ -17,6 +20,7 @@
 
 _logoutd_ctl=/usr/local/bin/logoutctl
 _logoutd_runtime_root=/run/user
+_logoutd_runtime_dir=/run/logoutd
 
 if [ -z "${XDG_RUNTIME_DIR-}" ]; then
     _logoutd_uid=$(id -u)
@@ -32,6 +36,20 @@ fi
 _logoutd_in_session() {
     [ "${LOGOUTD_SHELL_INTEGRATION:-1}" != 0 ] &&
         grep -q '/session-[A-Za-z0-9]*\.scope$' /proc/self/cgroup 2>/dev/null
+}
+
+# Whether the administrator wants this command kept (KeepTmux=, KeepScreen=, KeepNohup=): one line
+# of words in a root-owned file, read without asking the daemon; unreadable or missing (the
+# daemon never ran): the defaults, tmux and screen.
+_logoutd_wanted() {
+    _logoutd_kept='tmux screen'
+    if [ -f "$_logoutd_runtime_dir/shell-keep" ]; then
+        read -r _logoutd_kept 2>/dev/null <"$_logoutd_runtime_dir/shell-keep" || :
+    fi
+    case " $_logoutd_kept " in
+        *" $1 "*) return 0 ;;
+    esac
+    return 1
 }
 
 # A subshell that is not the terminal's foreground job (or has no terminal): a background job,
@@ -119,7 +137,7 @@ tmux() {
         _logoutd_opts="$_logoutd_opts \"\${$_logoutd_n}\""
         [ "$_logoutd_w" = -- ] && break
     done
-    if [ "$_logoutd_plain" = 0 ] && _logoutd_in_session &&
+    if [ "$_logoutd_plain" = 0 ] && _logoutd_in_session && _logoutd_wanted tmux &&
         ! eval "command tmux$_logoutd_opts has-session" >/dev/null 2>&1; then
         _logoutd_keep tmux "$@"  # no server on that socket yet: the one this starts is kept
     else
@@ -179,13 +197,18 @@ screen() {
                 _logoutd_mode=plain
             fi ;;
     esac
-    if [ "$_logoutd_mode" != plain ] && [ "$_logoutd_mode" != attach ] && _logoutd_in_session; then
+    if [ "$_logoutd_mode" != plain ] && [ "$_logoutd_mode" != attach ] && _logoutd_in_session &&
+        _logoutd_wanted screen; then
         _logoutd_keep screen "$@"
     else
         _logoutd_exec screen "$@"
     fi
 }
 
-nohup() {
-    if _logoutd_in_session; then _logoutd_keep nohup "$@"; else _logoutd_exec nohup "$@"; fi
+nohup() {  # opt-in: keeping nohup jobs reverses "logout ends what the session started"
+    if _logoutd_in_session && _logoutd_wanted nohup; then
+        _logoutd_keep nohup "$@"
+    else
+        _logoutd_exec nohup "$@"
+    fi
 }
