@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -54,3 +55,17 @@ def test_a_kept_tmux_outlives_the_stop_delay_only_with_the_option(env, user, pam
     os.kill(tmux.pid, signal.SIGTERM)
     wait_gone(env, [tmux], 10, "tmux after SIGTERM")
     daemon.wait_for(lambda: _user(daemon, user.name) is None, 15, "the user to be stopped")
+
+
+def test_a_restart_keeps_the_hold_and_its_deadline(env, user, pam, start_daemon):
+    daemon = start_daemon(_config(True) + "KeepUserMaxSec=40s\n")
+    tmux = _kept_tmux_after_logout(env, user, pam, daemon)
+    logged_out = time.monotonic()
+    assert_alive_for(env, [tmux], 20)
+    daemon.restart()
+    # held after the restart too, until 40 s after the logout: a count started again at the
+    # restart would end 60 s after it
+    assert_alive_for(env, [tmux], 30 - (time.monotonic() - logged_out))
+    assert _user(daemon, user.name)["state"] == "lingering", daemon.users()
+    wait_gone(env, [tmux], 55 - (time.monotonic() - logged_out), "tmux at KeepUserMaxSec=")
+    assert "KeepUserMaxSec=40s" in daemon.log(), daemon.log()
