@@ -2,18 +2,20 @@
 # integration"). Install it with `logoutd install-pam-hook --profile-script
 # /etc/profile.d/logoutd.sh`, which writes the three paths below for this host.
 #
-# In a login shell inside a logoutd session, `tmux`, `screen` and (where the administrator opted
-# in: KeepNohup=yes) `nohup` start in a scope of their own (`logoutctl run --scope`), so they
-# survive logout — until the user's last session has ended for UserStopDelaySec=, or for good
-# when the user lingers. Which of the three are kept is [Policy] KeepTmux=, KeepScreen=,
-# KeepNohup=, as the daemon last wrote them to RUNTIME_DIR/shell-keep; the others run untouched.
-# Where policy does not
+# In a login shell inside a logoutd session, `tmux`, `screen` and `nohup` start in a scope of
+# their own (`logoutctl run --scope`), so they survive logout — until the user's last session
+# has ended for UserStopDelaySec=, or for good when the user lingers. Where policy does not
 # allow it (KeepAllowUsers=, KeepAllowGroups=), or logoutd or logoutctl is missing or slow,
 # one line on stderr says the program will be terminated at logout, and it runs as usual,
 # with its usual exit status. An already running tmux server (on the same -L/-S socket) or
 # screen session (for -R) is used as it is. In a background job (`nohup cmd &`) the function
 # execs, so $! is the program itself. Set LOGOUTD_SHELL_INTEGRATION=0 to turn the functions
 # off; LOGOUTCTL (a command, words split by the shell) overrides the client, for tests.
+#
+# Which of the three are kept is the administrator's choice: [Policy] KeepTmux= and KeepScreen=
+# (default yes) and KeepNohup= (default no: nohup runs untouched), as the daemon last wrote them
+# to RUNTIME_DIR/shell-keep. With KeepUserWhileUnits=yes a kept program also outlives the user's
+# last session, until it ends.
 #
 # Also sets XDG_RUNTIME_DIR, as pam_systemd does, when it is unset and the user's runtime
 # directory is a real directory (not a symlink) owned by the user, mode 0700.
@@ -39,8 +41,9 @@ _logoutd_in_session() {
 }
 
 # Whether the administrator wants this command kept (KeepTmux=, KeepScreen=, KeepNohup=): one line
-# of words in a root-owned file, read without asking the daemon; unreadable or missing (the
-# daemon never ran): the defaults, tmux and screen.
+# of words in a root-owned file, read by a builtin without asking the daemon (an empty line:
+# none). Missing (the daemon never ran), unreadable or not a regular file (a FIFO would block):
+# the defaults, tmux and screen.
 _logoutd_wanted() {
     _logoutd_kept='tmux screen'
     if [ -f "$_logoutd_runtime_dir/shell-keep" ]; then
