@@ -230,6 +230,7 @@ def test_install_pam_hook_with_profile_script(tmp_path: Path, capsys: pytest.Cap
     ctl.write_text("#!/bin/sh\n")
     ctl.chmod(0o755)
     assert install_main(["--dest", str(hook), "--profile-script", str(profile),
-                         "--logoutctl", str(ctl)]) == 0
+                         "--logoutctl", str(ctl), "--runtime-dir", "/srv/run/logoutd"]) == 0
     assert hook.exists() and f"_logoutd_ctl={ctl}\n" in profile.read_text()
+    assert "\n_logoutd_runtime_dir=/srv/run/logoutd\n" in profile.read_text()
     assert f"Installed {profile} (shell integration, runs {ctl})." in capsys.readouterr().out
