@@ -69,3 +69,14 @@ def test_a_restart_keeps_the_hold_and_its_deadline(env, user, pam, start_daemon)
     assert _user(daemon, user.name)["state"] == "lingering", daemon.users()
     wait_gone(env, [tmux], 55 - (time.monotonic() - logged_out), "tmux at KeepUserMaxSec=")
     assert "KeepUserMaxSec=40s" in daemon.log(), daemon.log()
+
+
+def test_reload_turning_it_off_stops_a_held_user_after_the_stop_delay(env, user, pam,
+                                                                    start_daemon):
+    daemon = start_daemon(_config(True))
+    tmux = _kept_tmux_after_logout(env, user, pam, daemon)
+    assert_alive_for(env, [tmux], 5)
+    daemon.write_dropin("60-off.conf", "[Policy]\nKeepUserWhileUnits=no\n")
+    daemon.reload()
+    wait_gone(env, [tmux], 15, "the kept tmux once the reload released the user")
+    daemon.wait_for(lambda: _user(daemon, user.name) is None, 15, "the user to be stopped")
