@@ -9,6 +9,7 @@ import signal
 import pytest
 
 from logoutd.config.model import Config
+from logoutd.core.request import SessionRequest
 from logoutd.core.users import UserState
 from tests.fakes import FakeProcess
 from tests.unit.conftest import Core, make_core
@@ -179,3 +180,14 @@ def test_a_lingering_user_is_not_counted_as_held() -> None:
     core.clock.advance(60)
     user = core.manager.users[1000]
     assert shell.alive and not user.held and user.kept_since is None
+
+
+def test_a_tree_autokept_at_logout_holds_the_user() -> None:
+    core = make_core(dataclasses.replace(ON, auto_keep=("/usr/bin/sleep",)))
+    leader = core.world.spawn(uid=0)
+    core.manager.create_session(SessionRequest(uid=1000, leader=leader.pid))
+    kept_proc = core.world.spawn(cgroup=leader.cgroup, ignores=[signal.SIGHUP])
+    core.world.exit(leader.pid)
+    core.clock.advance(60)
+    user = core.manager.users[1000]
+    assert kept_proc.alive and user.held and list(user.units) == [f"autokeep-{kept_proc.pid}.scope"]
