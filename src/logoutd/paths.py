@@ -39,9 +39,16 @@ class Paths:
         return self.runtime_dir / "cgroup-root"
 
     @property
+    def shell_keep_file(self) -> Path:
+        """[Policy] KeepTmux=, KeepScreen=, KeepNohup= for the shell integration (world-readable);
+        written at each start and reload."""
+        return self.runtime_dir / SHELL_KEEP
+
+    @property
     def linger_dir(self) -> Path:
         return self.state_dir / "linger"
 
 
+SHELL_KEEP = "shell-keep"  # logoutd.sh reads RUNTIME_DIR/shell-keep
 DEFAULT_RUNTIME_DIR = Path("/run/logoutd")
 DEFAULT_SOCKET = DEFAULT_RUNTIME_DIR / "api.sock"

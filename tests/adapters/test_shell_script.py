@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from logoutd.config.model import Config
 from logoutd.pam.install import main as install_main
-from logoutd.shell import SCRIPT, install_profile, render
+from logoutd.shell import SCRIPT, install_profile, render, shell_keep
 
 SHELLS = [s for s in ("bash", "dash", "zsh") if shutil.which(s)]
 
@@ -54,7 +55,7 @@ def _run(shell: str, tmp_path: Path, line: str, env: dict[str, str] | None = Non
     """`line` in `shell` with the script sourced, as if inside a session; what it ran."""
     (tmp_path / "log").write_text("")
     script = (f". {SCRIPT}; _logoutd_in_session() {{ return 0; }}; "
-              f"_logoutd_ctl={tmp_path}/bin/logoutctl; {line}")
+              f"_logoutd_ctl={tmp_path}/bin/logoutctl; _logoutd_runtime_dir={tmp_path}; {line}")
     subprocess.run([shell, "-c", script], timeout=20, env={
         "PATH": f"{tmp_path}/bin:/usr/bin:/bin", "T": str(tmp_path), "HOME": str(tmp_path),
         **(env or {})})
@@ -125,13 +126,53 @@ def test_missing_logoutctl_or_its_interpreter_costs_one_line(
     ctl = tmp_path / "venv-logoutctl"
     ctl.write_text(f"#!{tmp_path}/gone/python3 -I\n")  # a venv whose python went away
     ctl.chmod(0o755)
+    (tmp_path / "shell-keep").write_text("tmux screen nohup\n")
     for path in (ctl, tmp_path / "nowhere"):
         script = (f". {SCRIPT}; _logoutd_in_session() {{ return 0; }}; _logoutd_ctl={path}; "
-                  "nohup sh -c 'exit 7' >/dev/null; echo $?")
+                  f"_logoutd_runtime_dir={tmp_path}; nohup sh -c 'exit 7' >/dev/null; echo $?")
         run = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=20,
                              env={"PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL)
         assert run.stdout == "7\n"
         assert run.stderr == f"logoutd: nohup will be terminated at logout: cannot run {path}.\n"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(("policy", "kept"), [
+    (None, {"tmux", "screen"}),  # no file (the daemon never ran): the defaults
+    ("tmux screen\n", {"tmux", "screen"}),
+    ("tmux screen nohup\n", {"tmux", "screen", "nohup"}),
+    ("nohup", {"nohup"}),  # no newline: read fails, the line counts all the same
+    ("\n", set()),
+    ("nohups screen\n", {"screen"}),  # words, not substrings
+])
+def test_which_commands_are_kept_is_the_daemons_shell_keep_file(
+        shell: str, tmp_path: Path, bin_dir: Path, policy: str | None, kept: set[str]) -> None:
+    if policy is not None:
+        (tmp_path / "shell-keep").write_text(policy)
+    log = _run(shell, tmp_path, "tmux new -d; screen -S work; nohup true")
+    assert [entry for entry in log if not entry.startswith("has-session")] == [
+        f"KEPT run --scope --or-warn -- {line}" if line.split()[0] in kept else f"PLAIN {line}"
+        for line in ("tmux new -d", "screen -S work", "nohup true")
+        if line.split()[0] in kept or line.split()[0] != "nohup"]  # plain nohup: no stand-in
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_shell_keep_that_is_no_regular_file_means_the_defaults(
+        shell: str, tmp_path: Path, bin_dir: Path) -> None:
+    (tmp_path / "shell-keep").mkdir()  # read would fail; a FIFO would block: neither is read
+    os.mkfifo(tmp_path / "fifo")
+    log = _run(shell, tmp_path, "tmux new -d; nohup true")
+    assert log[-1] == "KEPT run --scope --or-warn -- tmux new -d", log
+    (tmp_path / "shell-keep").rmdir()
+    (tmp_path / "shell-keep").symlink_to(tmp_path / "fifo")
+    log = _run(shell, tmp_path, "tmux new -d; nohup true")
+    assert log[-1] == "KEPT run --scope --or-warn -- tmux new -d", log
+
+
+def test_the_daemon_writes_what_the_keys_say() -> None:
+    assert shell_keep(Config()) == "tmux screen\n"
+    assert shell_keep(Config(keep_nohup=True, keep_tmux=False)) == "screen nohup\n"
+    assert shell_keep(Config(keep_screen=False, keep_tmux=False)) == "\n"
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -169,12 +210,13 @@ def test_xdg_runtime_dir_only_for_the_users_own_0700_directory(shell: str, tmp_p
 def test_install_writes_this_hosts_paths(tmp_path: Path) -> None:
     ctl = tmp_path / "opt dir" / "logoutctl"
     dest = tmp_path / "profile.d" / "logoutd.sh"
-    assert install_profile(dest, ctl, Path("/srv/run/user")) == ctl
+    assert install_profile(dest, ctl, Path("/srv/run/user"), Path("/srv/run/logoutd")) == ctl
     text = dest.read_text()
     assert f"\n_logoutd_ctl='{ctl}'\n" in text and "\n_logoutd_runtime_root=/srv/run/user\n" in text
+    assert "\n_logoutd_runtime_dir=/srv/run/logoutd\n" in text
     assert dest.stat().st_mode & 0o777 == 0o644
     assert text.replace(f"'{ctl}'", "/usr/local/bin/logoutctl").replace(
-        "/srv/run/user", "/run/user") == SCRIPT.read_text()
+        "/srv/run/", "/run/") == SCRIPT.read_text()
     with pytest.raises(ValueError, match="not an absolute path"):
         render(Path("logoutctl"))
 
@@ -188,6 +230,7 @@ def test_install_pam_hook_with_profile_script(tmp_path: Path, capsys: pytest.Cap
     ctl.write_text("#!/bin/sh\n")
     ctl.chmod(0o755)
     assert install_main(["--dest", str(hook), "--profile-script", str(profile),
-                         "--logoutctl", str(ctl)]) == 0
+                         "--logoutctl", str(ctl), "--runtime-dir", "/srv/run/logoutd"]) == 0
     assert hook.exists() and f"_logoutd_ctl={ctl}\n" in profile.read_text()
+    assert "\n_logoutd_runtime_dir=/srv/run/logoutd\n" in profile.read_text()
     assert f"Installed {profile} (shell integration, runs {ctl})." in capsys.readouterr().out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import math
 import os
 import socket
 import time
@@ -116,6 +118,16 @@ def test_cli_run_scope_message(served: Served, me: FakeProcess,
     assert err.getvalue() == (
         "Running as job.scope: it survives logout, and ends 10s after your last session unless "
         "you linger (logoutctl enable-linger).\n")
+    config = served.core.manager.config
+    for limit, told in ((math.inf, "also after your last session"),
+                        (7200.0, "at most 2h after your last session")):
+        served.core.manager.set_config(dataclasses.replace(
+            config, keep_user_while_units=True, keep_user_max_sec=limit))
+        err = Terminal()
+        with pytest.raises(Execed):
+            main(["run", "--scope", "--", "true"], {"LOGOUTD_SOCKET": str(served.socket)},
+                 io.StringIO(), err)
+        assert err.getvalue().endswith(f": it survives logout and runs until it ends, {told}.\n")
 
 
 def test_cli_run_unit_list_and_stop(served: Served, me: FakeProcess) -> None:

@@ -48,7 +48,8 @@ MANAGER_PROPERTIES = ["KillUserProcesses", "KillOnlyUsers", "KillExcludeUsers",
                       "SessionsMax", "NCurrentSessions", "RuntimeDirectorySize",
                       "SessionStopTimeoutUSec", "UserStopTimeoutUSec", "ReleaseTimeoutUSec",
                       "AuditLog", "KeepAllowUsers", "KeepAllowGroups", "LingerSelfAllow",
-                      "AutoKeep", "SdLoginFiles"]
+                      "AutoKeep", "SdLoginFiles", "KeepTmux", "KeepScreen", "KeepNohup", "KeepUserWhileUnits",
+                      "KeepUserMaxUSec"]
 
 
 @pytest.fixture

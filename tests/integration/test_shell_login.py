@@ -27,6 +27,7 @@ from tests.readable import for_users
 REPO = Path(__file__).resolve().parents[2]
 SHELLS = {"bash": "/bin/bash", "zsh": "/usr/bin/zsh", "dash": "/usr/bin/dash"}
 KEPT = re.compile(r"/user@\d+\.service/app\.slice/run-u\d+\.scope$")
+NOHUP_TOO = "[Login]\nUserStopDelaySec=60s\n[Policy]\nKeepNohup=yes\n"  # nohup is opt-in
 
 
 class Terminal:
@@ -106,7 +107,7 @@ def _setup(env, user, daemon, shell: str, logoutctl: Path) -> None:
     if shutil.which(SHELLS[shell]) is None:
         pytest.skip(f"{shell} is not installed (make deps installs it)")
     profile = env.tmp / f"profile-{user.name}.sh"
-    install_profile(profile, logoutctl, daemon.user_runtime_root)
+    install_profile(profile, logoutctl, daemon.user_runtime_root, daemon.runtime_dir)
     subprocess.run(["usermod", "-s", SHELLS[shell], user.name], check=True, capture_output=True)
     # What /etc/profile.d would do (bash and dash read ~/.profile's kin, zsh ~/.zprofile);
     # PATH without the test's logoutctl, and a plain prompt.
@@ -178,7 +179,7 @@ def _as_usual(results, warned: set[str]) -> None:
 @pytest.mark.parametrize("shell", list(SHELLS))
 def test_logoutctl_at_a_wrong_path_changes_nothing_but_one_line(env, user, pam, start_daemon,
                                                                 shell):
-    daemon = start_daemon("[Login]\nUserStopDelaySec=60s\n")
+    daemon = start_daemon(NOHUP_TOO)
     _setup(env, user, daemon, shell, env.tmp / "nowhere" / "logoutctl")
     term = _open(env, env.sshd(pam), user, daemon)
     results = _probe(term, user)
@@ -191,7 +192,7 @@ def test_logoutctl_at_a_wrong_path_changes_nothing_but_one_line(env, user, pam, 
 @pytest.mark.parametrize("how", ["stopped", "stuck"])
 def test_daemon_stopped_or_stuck_changes_nothing_but_one_line(env, user, pam, start_daemon,
                                                               shell, how):
-    daemon = start_daemon("[Login]\nUserStopDelaySec=60s\n")
+    daemon = start_daemon(NOHUP_TOO)
     _setup(env, user, daemon, shell, _logoutctl(env, daemon))
     term = _open(env, env.sshd(pam), user, daemon)
     assert daemon.proc is not None
@@ -217,7 +218,7 @@ def test_daemon_stopped_or_stuck_changes_nothing_but_one_line(env, user, pam, st
 
 @pytest.mark.parametrize("shell", list(SHELLS))
 def test_kill_bang_ends_a_kept_nohup_job(env, user, pam, start_daemon, shell):
-    daemon = start_daemon("[Login]\nUserStopDelaySec=60s\n")
+    daemon = start_daemon(NOHUP_TOO)
     _setup(env, user, daemon, shell, _logoutctl(env, daemon))
     term = _open(env, env.sshd(pam), user, daemon)
     out = term.run('nohup sleep 1234 >/dev/null 2>&1 </dev/null & echo "BANG $!"')
@@ -273,3 +274,34 @@ def test_xdg_runtime_dir_is_set_in_a_hook_session(env, user, pam, start_daemon, 
     out = term.run('echo "XDG=${XDG_RUNTIME_DIR-unset}"')
     assert f"XDG={daemon.user_runtime_root / str(user.uid)}" in out, out
     assert term.logout() == 0, term.seen
+
+
+@pytest.mark.parametrize("shell", list(SHELLS))
+def test_nohup_is_kept_only_where_the_policy_says_so(env, user, pam, start_daemon, shell):
+    daemon = start_daemon("[Login]\nUserStopDelaySec=60s\n")  # KeepNohup= unset: no
+    _setup(env, user, daemon, shell, _logoutctl(env, daemon))
+    term = _open(env, env.sshd(pam), user, daemon)
+    scope = daemon.wait_session(user.name)["scope"]
+    if shell == "zsh":
+        term.run("setopt NO_CHECK_JOBS")  # else its `exit` refuses while jobs run
+    jobs = []
+    for n in (1, 2):
+        out = term.run(f'nohup sleep 123{n} >/dev/null 2>&1 </dev/null & echo "BANG $!"')
+        assert "logoutd" not in out, out  # untouched: not even a warning
+        pid = int(re.search(r"BANG (\d+)", out).group(1))  # type: ignore[union-attr]
+        jobs.append(Proc.of(pid, f"nohup job {n}"))
+        env.track(jobs[-1:])
+        comm = Path(f"/proc/{pid}/comm")
+        daemon.wait_for(lambda: comm.read_text().strip() == "sleep", 10,  # noqa: B023
+                        "$! to be the sleep itself")
+        if n == 1:
+            assert (jobs[0].cgroup() or "").endswith(scope), jobs[0].describe()
+            # the administrator opts in; the running shell sees it at its next nohup
+            daemon.write_dropin("60-nohup.conf", "[Policy]\nKeepNohup=yes\n")
+            daemon.reload()
+            daemon.wait_for(lambda: "nohup" in (daemon.runtime_dir / "shell-keep").read_text(),
+                            10, "the reload to rewrite shell-keep")
+    assert KEPT.search(jobs[1].cgroup() or ""), jobs[1].describe()
+    assert term.logout() == 0, term.seen
+    wait_gone(env, jobs[:1], 10, "the nohup job that was not kept")
+    assert_alive_for(env, jobs[1:], 1.0)

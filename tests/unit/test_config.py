@@ -75,6 +75,8 @@ def test_defaults_are_upstream_v252() -> None:
     assert c.keep_allow_groups == ()
     assert c.linger_self_allow is None
     assert c.auto_keep == ()
+    assert (c.keep_tmux, c.keep_screen, c.keep_nohup) == (True, True, False)
+    assert c.keep_user_while_units is False and c.keep_user_max_sec == math.inf
     assert dict(c.sources) == {}
 
 
@@ -603,6 +605,16 @@ def test_auto_keep_paths(tmp_path: Path) -> None:
         f"{name}:2: AutoKeep= path is not absolute, ignoring: tmux",
         f"{name}:2: AutoKeep= path is not normalized, ignoring: /usr/../bin/sh",
     ]
+
+
+def test_shell_keep_and_keep_user_keys(tmp_path: Path) -> None:
+    text = ("[Policy]\nKeepNohup=yes\nKeepTmux=no\nKeepScreen=maybe\nKeepUserWhileUnits=yes\n"
+            "KeepUserMaxSec=2h\n")
+    result, name = load(tmp_path, text)
+    c = result.config
+    assert (c.keep_tmux, c.keep_screen, c.keep_nohup) == (False, True, True)
+    assert c.keep_user_while_units is True and c.keep_user_max_sec == 7200.0
+    assert messages(result) == [f"{name}:4: Failed to parse boolean value, ignoring: maybe"]
 
 
 def test_audit_log(tmp_path: Path) -> None:

@@ -382,10 +382,13 @@ class Service:
 
     def _started(self, unit: Unit) -> dict[str, Any]:
         """The unit, and what the user is told: where its output goes, when it will end."""
-        delay = self.manager.config.user_stop_delay_sec
+        config = self.manager.config
+        delay, limit = config.user_stop_delay_sec, config.keep_user_max_sec
         return {"unit": UnitView.of(unit).json(), "log": unit.log_path or None,
                 "linger": unit.user.lingering,
-                "stop_delay_sec": None if delay == math.inf else delay}
+                "stop_delay_sec": None if delay == math.inf else delay,
+                "keeps_user": config.keep_user_while_units,
+                "keep_user_max_sec": None if limit == math.inf else limit}
 
     def stop_unit(self, caller: Caller, *, name: str, uid: int | None) -> dict[str, Any]:
         unit = self.manager.units.lookup(name, uid, caller.uid)

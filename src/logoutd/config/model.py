@@ -89,6 +89,11 @@ class Config:
     keep_allow_groups: tuple[str, ...] = ()  # bare group names
     linger_self_allow: tuple[str, ...] | None = None  # None: everyone
     auto_keep: tuple[str, ...] = ()  # absolute executable paths
+    keep_tmux: bool = True  # the shell integration starts a new tmux server in a scope
+    keep_screen: bool = True  # ... a new screen session
+    keep_nohup: bool = False  # ... `nohup CMD` (opt-in: it reverses "logout ends it all")
+    keep_user_while_units: bool = False  # a user with units is not stopped for lack of sessions
+    keep_user_max_sec: float = math.inf  # ... for longer than this after the last session
     # Field name -> where its effective value was assigned; absent: compiled-in default.
     sources: Mapping[str, Source] = field(default_factory=_no_sources, compare=False, repr=False)
 

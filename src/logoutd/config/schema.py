@@ -115,6 +115,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("Logoutd", "SdLoginFiles", parse_sd_login_files, "sd_login_files",
            "Write sd-login's session and user files (auto: unless logind, elogind or systemd "
            "as PID 1 runs); read at start."),
+    Option("Policy", "KeepTmux", parse_bool, "keep_tmux",
+           "Shell integration: a tmux that starts a new server runs in a scope of its own."),
+    Option("Policy", "KeepScreen", parse_bool, "keep_screen",
+           "Shell integration: a screen that starts a new session runs in a scope of its own."),
+    Option("Policy", "KeepNohup", parse_bool, "keep_nohup",
+           "Shell integration: `nohup CMD` runs in a scope of its own (opt-in)."),
+    Option("Policy", "KeepUserWhileUnits", parse_bool, "keep_user_while_units",
+           "A user who has units (kept scopes, services) is not stopped for lack of sessions "
+           "until they end."),
+    Option("Policy", "KeepUserMaxSec", parse_sec, "keep_user_max_sec",
+           "With KeepUserWhileUnits=yes: stop the user anyway this long after the last "
+           "session; infinity: never."),
 )  # fmt: skip
 
 SECTIONS: tuple[str, ...] = ("Login", "Logoutd", "Policy")

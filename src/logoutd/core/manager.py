@@ -67,8 +67,11 @@ class Manager:
         return self.ctx.config
 
     def set_config(self, config: Config) -> None:
-        """Applies to stops decided from now on; abandoned scopes are not revisited (as logind)."""
+        """Applies to stops decided from now on; abandoned scopes are not revisited (as logind).
+        Sessionless users are looked at again: KeepUserWhileUnits= may now hold or release them."""
         self.ctx.config = config
+        for user in list(self.users.values()):
+            user.gc()
 
     # -- creation -----------------------------------------------------------------------
 

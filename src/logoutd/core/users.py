@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from logoutd.config.values import format_timespan
 from logoutd.core.cgroupnames import user_service, user_slice
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
@@ -25,7 +26,7 @@ class UserState(enum.StrEnum):
     OPENING = "opening"  # slice and runtime dir being created
     ONLINE = "online"  # has sessions, none of them active
     ACTIVE = "active"  # has an active session
-    LINGERING = "lingering"  # no sessions, kept by linger
+    LINGERING = "lingering"  # no sessions, kept by linger (or by its units: KeepUserWhileUnits=)
     CLOSING = "closing"  # stopping, or every session is closing, or waiting out UserStopDelaySec=
 
 
@@ -40,6 +41,9 @@ class User:
     started: bool = False
     stopping: bool = False
     finalized: bool = False
+    # KeepUserWhileUnits=: when the units began to hold the sessionless user (KeepUserMaxSec=
+    # counts from here); None while not held. Saved, so a restart keeps the deadline.
+    kept_since: float | None = None
     # Set by the manager: told once the user is finalized.
     on_removed: Callable[[User], None] | None = field(default=None, repr=False)
     timers: Timers = field(init=False, repr=False)
@@ -85,7 +89,13 @@ class User:
             if states == {SessionState.CLOSING}:
                 return UserState.CLOSING
             return UserState.ONLINE
-        return UserState.LINGERING if self.lingering else UserState.CLOSING
+        return UserState.LINGERING if self.lingering or self.held else UserState.CLOSING
+
+    @property
+    def held(self) -> bool:
+        """KeepUserWhileUnits=: no session, but units that keep the user from stopping."""
+        return (self.ctx.config.keep_user_while_units and bool(self.units) and not self.sessions
+                and not self.stopping and not self.finalized and not self.lingering)
 
     def start(self) -> None:
         """Slice and runtime dir; idempotent. A new session or linger cancels a pending stop."""
@@ -113,6 +123,7 @@ class User:
     def add_session(self, session: Session) -> None:
         self.sessions[session.id] = session
         self.timers.cancel("stop-delay")
+        self._release()
 
     def remove_session(self, session: Session) -> None:
         """The session was finalized; with none left, count down UserStopDelaySec=."""
@@ -127,16 +138,56 @@ class User:
             return
         if self.lingering:
             return
+        if self.held:
+            self._hold()
+            return
+        self._release()
         if "stop-delay" not in self.timers:
             self.timers.arm("stop-delay", self.ctx.config.user_stop_delay_sec, self._on_stop_delay)
 
     def _on_stop_delay(self) -> None:
-        if not self.sessions and not self.lingering:
-            self.stop(force=False)
+        if self.sessions or self.lingering:
+            return
+        if self.held:  # a unit appeared meanwhile (root's run --scope, or a unit's own)
+            self._hold()
+            return
+        self.stop(force=False)
+
+    def _hold(self) -> None:
+        """Units keep the user: no stop delay; the stop at KeepUserMaxSec= after the last
+        session (re-armed at each call, so a reload's new limit applies)."""
+        self.timers.cancel("stop-delay")
+        if self.kept_since is None:
+            self.kept_since = self.ctx.ports.clock.now()
+            log.info("User %s: no session left; kept while %d unit(s) run "
+                     "(KeepUserWhileUnits=yes).", self.name, len(self.units))
+            self.ctx.ports.audit.record("user-kept", user=self.name, uid=self.uid,
+                                        units=sorted(self.units))
+            self._checkpoint()
+        limit = self.ctx.config.keep_user_max_sec
+        self.timers.arm_at("keep-max", self.kept_since + limit, self._on_keep_max)
+
+    def _release(self) -> None:
+        """Not held any more (a session came, the units ended, the option went off)."""
+        self.timers.cancel("keep-max")
+        if self.kept_since is not None:
+            self.kept_since = None
+            self._checkpoint()
+
+    def _on_keep_max(self) -> None:
+        if not self.held:
+            return
+        limit = format_timespan(self.ctx.config.keep_user_max_sec)
+        log.info("User %s: kept by its units for KeepUserMaxSec=%s since the last session, "
+                 "stopping.", self.name, limit)
+        self.ctx.ports.audit.record("user-keep-expired", user=self.name, uid=self.uid,
+                                    limit_sec=self.ctx.config.keep_user_max_sec)
+        self.stop(force=False)
 
     def stop(self, force: bool) -> None:
         """Stop every session (forced for terminate-user), then the user's own units."""
         self.timers.cancel("stop-delay")
+        self.timers.cancel("keep-max")
         for session in list(self.sessions.values()):
             if force:
                 session.stop(StopCause.TERMINATE, force=True)
@@ -192,6 +243,8 @@ class User:
         self.timestamp = float(record.get("timestamp") or 0.0)
         self.started = True
         self.stopping = bool(record.get("stopping"))
+        kept_since = record.get("kept_since")
+        self.kept_since = float(kept_since) if kept_since is not None else None
         self.round.from_record(record)
 
     def to_record(self) -> dict[str, Any]:
@@ -203,6 +256,7 @@ class User:
             "runtime_path": self.runtime_path,
             "timestamp": self.timestamp,
             "stopping": self.stopping,
+            "kept_since": self.kept_since,
             **self.round.to_record(),
         }
 

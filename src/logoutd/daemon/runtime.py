@@ -31,6 +31,7 @@ from logoutd.daemon.sdlogin import (
 from logoutd.daemon.utmpwatch import UtmpWatch
 from logoutd.errors import LogoutdError
 from logoutd.paths import Paths
+from logoutd.shell import shell_keep
 from logoutd.system.accounts import UserDb, UserFiles
 from logoutd.system.audit import AuditFile
 from logoutd.system.cgroups import CgroupTree
@@ -141,6 +142,7 @@ class Runtime:
         )
         write_atomic(self.paths.cgroup_root_file, f"{self.paths.cgroup_root.resolve()}\n",
                      mode=0o644)
+        self._write_shell_keep()
         manager = Manager(ports, self.config_result.config)
         # Watch before restore() reads the records: one written in between is not missed.
         inotify.add(str(self.paths.hook_dir), _guarded(manager.adopt_hook_records), IN_MOVED_TO)
@@ -237,10 +239,21 @@ class Runtime:
         warnings = checked_warnings(result, problem)
         self.config_health = ConfigHealth.of(result, warnings)
         self.userfiles.tmpfs_size = result.config.runtime_directory_size
+        self._write_shell_keep()
         self.audit.record("reload", files=list(result.files), warnings=[str(w) for w in warnings])
         log.info("Config file reloaded.")
         return {"reloaded": True, "files": list(result.files),
                 "warnings": [str(w) for w in warnings], "ignored": sum(w.ignored for w in warnings)}
+
+
+    def _write_shell_keep(self) -> None:
+        """KeepTmux=/KeepScreen=/KeepNohup= where the shell integration reads them without asking
+        the daemon; a failure costs only that (the script then uses the defaults or the last)."""
+        try:
+            write_atomic(self.paths.shell_keep_file, shell_keep(self.config_result.config),
+                         mode=0o644)
+        except LogoutdError as e:
+            log.warning("For the shell integration: %s", e.message)
 
 
 async def _start_login1(service: Service, paths: Paths) -> Any:

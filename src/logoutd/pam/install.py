@@ -6,7 +6,12 @@ import argparse
 import os
 from pathlib import Path
 
-from logoutd.shell import DEFAULT_RUNTIME_ROOT, default_logoutctl, install_profile
+from logoutd.shell import (
+    DEFAULT_RUNTIME_DIR,
+    DEFAULT_RUNTIME_ROOT,
+    default_logoutctl,
+    install_profile,
+)
 
 DEFAULT_DEST = Path("/usr/local/bin/logoutd-pam")
 FAIL_SAFE = "failsafe.py"  # hook.py's FAIL_SAFE in the source tree
@@ -53,11 +58,14 @@ def main(argv: list[str]) -> int:
                              "beside this Python)")
     parser.add_argument("--user-runtime-root", type=Path, default=DEFAULT_RUNTIME_ROOT,
                         help="as given to the daemon, for XDG_RUNTIME_DIR (default /run/user)")
+    parser.add_argument("--runtime-dir", type=Path, default=DEFAULT_RUNTIME_DIR,
+                        help="the daemon's --runtime-dir, where the shell integration reads "
+                             "KeepTmux=/KeepScreen=/KeepNohup= (default /run/logoutd)")
     args = parser.parse_args(argv)
     if args.profile_script is None and args.logoutctl is not None:
         parser.error("--logoutctl goes with --profile-script")
     logoutctl = args.logoutctl or default_logoutctl()
-    for path in (logoutctl, args.user_runtime_root):
+    for path in (logoutctl, args.user_runtime_root, args.runtime_dir):
         if not path.is_absolute():
             parser.error(f"{path} is not an absolute path")
     if args.profile_script is not None and not (logoutctl.is_file()
@@ -67,7 +75,7 @@ def main(argv: list[str]) -> int:
     print(f"Installed {args.dest} and {fail_safe_path(args.dest)}. Enable it with:")
     print(f"  session optional pam_exec.so quiet seteuid {args.dest}")
     if args.profile_script is not None:
-        install_profile(args.profile_script, logoutctl, args.user_runtime_root)
+        install_profile(args.profile_script, logoutctl, args.user_runtime_root, args.runtime_dir)
         print(f"Installed {args.profile_script} (shell integration, runs {logoutctl}).")
         print(f"zsh does not read /etc/profile.d: add to /etc/zsh/zprofile:\n"
               f"  [ -r {args.profile_script} ] && . {args.profile_script}")

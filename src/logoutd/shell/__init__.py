@@ -7,9 +7,19 @@ import shlex
 import sys
 from pathlib import Path
 
+from logoutd.config.model import Config
+
 SCRIPT = Path(__file__).parent / "logoutd.sh"
 DEFAULT_PROFILE = Path("/etc/profile.d/logoutd.sh")
 DEFAULT_RUNTIME_ROOT = Path("/run/user")
+DEFAULT_RUNTIME_DIR = Path("/run/logoutd")
+
+
+def shell_keep(config: Config) -> str:
+    """RUNTIME_DIR/shell-keep: the commands the script starts in a scope, one line of words."""
+    wanted = (("tmux", config.keep_tmux), ("screen", config.keep_screen),
+              ("nohup", config.keep_nohup))
+    return " ".join(name for name, on in wanted if on) + "\n"
 
 
 def default_logoutctl() -> Path:
@@ -17,9 +27,11 @@ def default_logoutctl() -> Path:
     return Path(sys.executable).parent / "logoutctl"
 
 
-def render(logoutctl: Path, user_runtime_root: Path = DEFAULT_RUNTIME_ROOT) -> str:
-    """The profile script with this host's logoutctl and runtime root written in."""
-    values = {"_logoutd_ctl": logoutctl, "_logoutd_runtime_root": user_runtime_root}
+def render(logoutctl: Path, user_runtime_root: Path = DEFAULT_RUNTIME_ROOT,
+           runtime_dir: Path = DEFAULT_RUNTIME_DIR) -> str:
+    """The profile script with this host's logoutctl, runtime root and logoutd's runtime dir."""
+    values = {"_logoutd_ctl": logoutctl, "_logoutd_runtime_root": user_runtime_root,
+              "_logoutd_runtime_dir": runtime_dir}
     for value in values.values():
         if not value.is_absolute():
             raise ValueError(f"{value} is not an absolute path")
@@ -33,10 +45,11 @@ def render(logoutctl: Path, user_runtime_root: Path = DEFAULT_RUNTIME_ROOT) -> s
 
 
 def install_profile(dest: Path = DEFAULT_PROFILE, logoutctl: Path | None = None,
-                    user_runtime_root: Path = DEFAULT_RUNTIME_ROOT) -> Path:
+                    user_runtime_root: Path = DEFAULT_RUNTIME_ROOT,
+                    runtime_dir: Path = DEFAULT_RUNTIME_DIR) -> Path:
     """Write the profile script to dest (atomically, mode 0644); the logoutctl it uses."""
     logoutctl = logoutctl or default_logoutctl()
-    text = render(logoutctl, user_runtime_root)
+    text = render(logoutctl, user_runtime_root, runtime_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
     tmp.write_text(text)

@@ -1,6 +1,6 @@
 # logoutd shell integration for sh, bash and zsh login shells (docs/admin-guide.md, "Shell
 # integration"). Install it with `logoutd install-pam-hook --profile-script
-# /etc/profile.d/logoutd.sh`, which writes the two paths below for this host.
+# /etc/profile.d/logoutd.sh`, which writes the three paths below for this host.
 #
 # In a login shell inside a logoutd session, `tmux`, `screen` and `nohup` start in a scope of
 # their own (`logoutctl run --scope`), so they survive logout — until the user's last session
@@ -12,11 +12,17 @@
 # execs, so $! is the program itself. Set LOGOUTD_SHELL_INTEGRATION=0 to turn the functions
 # off; LOGOUTCTL (a command, words split by the shell) overrides the client, for tests.
 #
+# Which of the three are kept is the administrator's choice: [Policy] KeepTmux= and KeepScreen=
+# (default yes) and KeepNohup= (default no: nohup runs untouched), as the daemon last wrote them
+# to RUNTIME_DIR/shell-keep. With KeepUserWhileUnits=yes a kept program also outlives the user's
+# last session, until it ends.
+#
 # Also sets XDG_RUNTIME_DIR, as pam_systemd does, when it is unset and the user's runtime
 # directory is a real directory (not a symlink) owned by the user, mode 0700.
 
 _logoutd_ctl=/usr/local/bin/logoutctl
 _logoutd_runtime_root=/run/user
+_logoutd_runtime_dir=/run/logoutd
 
 if [ -z "${XDG_RUNTIME_DIR-}" ]; then
     _logoutd_uid=$(id -u)
@@ -32,6 +38,21 @@ fi
 _logoutd_in_session() {
     [ "${LOGOUTD_SHELL_INTEGRATION:-1}" != 0 ] &&
         grep -q '/session-[A-Za-z0-9]*\.scope$' /proc/self/cgroup 2>/dev/null
+}
+
+# Whether the administrator wants this command kept (KeepTmux=, KeepScreen=, KeepNohup=): one line
+# of words in a root-owned file, read by a builtin without asking the daemon (an empty line:
+# none). Missing (the daemon never ran), unreadable or not a regular file (a FIFO would block):
+# the defaults, tmux and screen.
+_logoutd_wanted() {
+    _logoutd_kept='tmux screen'
+    if [ -f "$_logoutd_runtime_dir/shell-keep" ]; then
+        read -r _logoutd_kept 2>/dev/null <"$_logoutd_runtime_dir/shell-keep" || :
+    fi
+    case " $_logoutd_kept " in
+        *" $1 "*) return 0 ;;
+    esac
+    return 1
 }
 
 # A subshell that is not the terminal's foreground job (or has no terminal): a background job,
@@ -119,7 +140,7 @@ tmux() {
         _logoutd_opts="$_logoutd_opts \"\${$_logoutd_n}\""
         [ "$_logoutd_w" = -- ] && break
     done
-    if [ "$_logoutd_plain" = 0 ] && _logoutd_in_session &&
+    if [ "$_logoutd_plain" = 0 ] && _logoutd_in_session && _logoutd_wanted tmux &&
         ! eval "command tmux$_logoutd_opts has-session" >/dev/null 2>&1; then
         _logoutd_keep tmux "$@"  # no server on that socket yet: the one this starts is kept
     else
@@ -179,13 +200,18 @@ screen() {
                 _logoutd_mode=plain
             fi ;;
     esac
-    if [ "$_logoutd_mode" != plain ] && [ "$_logoutd_mode" != attach ] && _logoutd_in_session; then
+    if [ "$_logoutd_mode" != plain ] && [ "$_logoutd_mode" != attach ] && _logoutd_in_session &&
+        _logoutd_wanted screen; then
         _logoutd_keep screen "$@"
     else
         _logoutd_exec screen "$@"
     fi
 }
 
-nohup() {
-    if _logoutd_in_session; then _logoutd_keep nohup "$@"; else _logoutd_exec nohup "$@"; fi
+nohup() {  # opt-in: keeping nohup jobs reverses "logout ends what the session started"
+    if _logoutd_in_session && _logoutd_wanted nohup; then
+        _logoutd_keep nohup "$@"
+    else
+        _logoutd_exec nohup "$@"
+    fi
 }

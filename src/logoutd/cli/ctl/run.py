@@ -83,6 +83,12 @@ def lifetime(result: dict[str, Any]) -> str:
     """What happens to the unit: the sentence `run` prints when it starts."""
     if result["linger"]:
         return "it survives logout; lingering: it keeps running."
+    if result.get("keeps_user"):  # KeepUserWhileUnits=yes
+        limit = result.get("keep_user_max_sec")
+        if limit is None:
+            return "it survives logout and runs until it ends, also after your last session."
+        return (f"it survives logout and runs until it ends, at most {format_timespan(limit)} "
+                "after your last session.")
     delay = result["stop_delay_sec"]
     when = ("when your user is stopped" if delay is None
             else f"{format_timespan(delay)} after your last session")
