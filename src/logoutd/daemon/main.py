@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dbus", action="store_true",
                         help="also serve org.freedesktop.login1 on the system bus (stock "
                              "pam_systemd and loginctl); needs logoutd[dbus]")
+    parser.add_argument("--no-user-bus", dest="user_bus", action="store_false",
+                        help="do not serve systemd1 at $XDG_RUNTIME_DIR/systemd/private (stock "
+                             "systemd-run --user and systemctl --user; served by default when "
+                             "logoutd[dbus] is installed)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     parser.add_argument("--check-config", action="store_true",
                         help="only check logind.conf and its drop-ins under --root: print each "
@@ -85,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             if result.fatal is not None:
                 log.warning("Failed to parse config file, using what was read before: %s",
                             result.fatal)
-            runtime = Runtime(paths, result, dbus=args.dbus, log_limit=log_limit)
+            runtime = Runtime(paths, result, dbus=args.dbus, log_limit=log_limit,
+                              user_bus=args.user_bus)
             return asyncio.run(runtime.run(ready=lambda m: _announce(paths, m)))
     except LogoutdError as e:
         print(f"logoutd: {e.message}", file=sys.stderr)
