@@ -108,13 +108,21 @@ class Endpoint:
         if self.broker and os.path.lexists(f"/proc/self/fd/{self.dir_fd}/{name}"):
             # Somebody's bus is there (dbus-daemon of the user's own): it is left alone.
             raise FileExistsError(errno.EEXIST, "a user bus is already there")
+        # Bound aside, owned and moded, then renamed in: nobody sees it half made.
+        staged = f".{name}.{os.getpid()}"
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=self.dir_fd)
+            os.unlink(staged, dir_fd=self.dir_fd)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            sock.bind(f"/proc/self/fd/{self.dir_fd}/{name}")
-            os.chown(name, self.uid, self.gid, dir_fd=self.dir_fd, follow_symlinks=False)
-            os.chmod(f"/proc/self/fd/{self.dir_fd}/{name}", 0o600)
+            # The mode comes from the umask at bind: a chmod after it would follow a link
+            # the user swapped in (the directory is theirs), and Linux has no lchmod.
+            umask = os.umask(0o177)
+            try:
+                sock.bind(f"/proc/self/fd/{self.dir_fd}/{staged}")
+            finally:
+                os.umask(umask)
+            os.chown(staged, self.uid, self.gid, dir_fd=self.dir_fd, follow_symlinks=False)
+            os.rename(staged, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
             sock.listen(64)
             sock.setblocking(False)
         except BaseException:
@@ -165,7 +173,7 @@ class Endpoint:
             pass
         except (ProtocolViolation, TimeoutError) as e:
             log.info("User %s: dropped a systemd1 client: %s.", self.name,
-                     e or "too slow")
+                     str(e) or "too slow")
         except Exception:
             log.exception("User %s: systemd1 client failed", self.name)
         finally:

@@ -54,6 +54,12 @@ IGNORED = {"Description", "CollectMode", "AddRef", "SendSIGHUP", "Slice", "Remai
 SERVICE_TYPES = {"simple", "exec"}
 
 
+POLICY_DENIED = "logoutd.Error.KeepDenied"  # [Policy] refused the keep
+_DENIED = "Keeping processes after logout is denied: "
+_DENIED_BY_POLICY = ("Keeping processes after logout is denied by the administrator's policy "
+                     "(logoutd [Policy]): ")
+
+
 class BusFailure(LogoutdError):
     """An error that already has its D-Bus name."""
 
@@ -117,6 +123,10 @@ class Systemd1:
                             destination=msg.sender, sender=BUS_NAME, signature=signature,
                             body=body)
         except LogoutdError as e:
+            if e.code == "access_denied" and e.message.startswith(_DENIED):
+                # Not AccessDenied: systemctl and systemd-run print that one as "Access denied"
+                # whatever its text, and the user is owed the reason.
+                e = BusFailure(POLICY_DENIED, _DENIED_BY_POLICY + e.message[len(_DENIED):])
             name = e.name if isinstance(e, BusFailure) else ERROR_NAMES.get(
                 e.code, "org.freedesktop.DBus.Error.Failed")
             reply = Message(message_type=MessageType.ERROR, reply_serial=msg.serial,
@@ -179,6 +189,7 @@ class Systemd1:
                 "GetUnit": ("s", self.get_unit),
                 "LoadUnit": ("s", self.get_unit),
                 "GetUnitByPID": ("u", self.get_unit_by_pid),
+                "GetUnitProcesses": ("s", self.get_unit_processes),
                 "ListUnits": ("", self.list_units),
                 "ListUnitsFiltered": ("as", self.list_units),
                 "ListUnitsByPatterns": ("asas", self.list_units),
@@ -350,6 +361,19 @@ class Systemd1:
         raise BusFailure("org.freedesktop.systemd1.NoUnitForPID",
                          f"PID {pid} does not belong to any loaded unit.")
 
+    async def get_unit_processes(self, peer: Peer, path: str,
+                                 name: str) -> tuple[str, list[Any]]:
+        unit = self._loaded(name)
+        cgroup = self._control_group(unit)
+        rows = [[cgroup, pid, _cmdline(pid)]
+                for pid in sorted(self.service.manager.ports.cgroups.pids(unit.cgroup))]
+        return "a(sus)", [rows]
+
+    def _control_group(self, unit: Unit) -> str:
+        """The unit's cgroup as systemd names it: from the cgroup2 mount's root."""
+        root = self.service.manager.ports.cgroups.root_in_mount.rstrip("/")
+        return f"{root}/{unit.cgroup}"
+
     async def list_units(self, peer: Peer, path: str, *_: Any) -> tuple[str, list[Any]]:
         return "a(ssssssouso)", [[self._row(u.name) for u in self._units()]]
 
@@ -487,7 +511,7 @@ class Systemd1:
             }[unit.state]
             return {"Name": unit.name, "Description": f"logoutd {unit.kind} of {unit.user.name}",
                     "ActiveState": active, "SubState": sub,
-                    "Result": "success", "ControlGroup": "/" + unit.cgroup,
+                    "Result": "success", "ControlGroup": self._control_group(unit),
                     "MainPID": unit.main.pid if unit.main is not None else 0,
                     "ExecMainCode": 0, "ExecMainStatus": 0,
                     "Created": int(unit.created * 1e6),
@@ -535,6 +559,14 @@ class _After(str):
 
 def _invocation_id(key: str, created: float) -> bytes:
     return hashlib.sha256(f"{key}/{created}".encode()).digest()[:16]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read(4096).rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _machine_id() -> str:
