@@ -231,3 +231,94 @@ def test_endpoints_come_and_go_with_the_user(env, user, sshd, daemon):
     daemon.wait_for(lambda: not daemon.users() or None, 20, "the user to be removed")
     assert not endpoint(daemon, user).exists()
     assert "serving systemd1" in daemon.log()
+
+
+def test_in_a_login1_session_with_nothing_set_by_hand(env, user, systemd_pam, bus, dbus_daemon):
+    """pam_systemd's session (logoutd --dbus on a private system bus): XDG_RUNTIME_DIR comes
+    from CreateSession's reply, and the stock commands find logoutd there unaided."""
+    daemon = dbus_daemon
+    sshd = env.sshd(systemd_pam, bus)
+    lingering(daemon, user)
+    out = f"{xdg(daemon, user)}/l1.out"
+    result = sshd.run(user, "echo $XDG_RUNTIME_DIR; systemd-run --user --wait false; "
+                            "echo rc=$?; systemd-run --user --scope --unit=l1-scope sleep 1000 "
+                            f">{out} 2>&1 </dev/null & for i in $(seq 100); do [ -s {out} ] && "
+                            f"break; sleep 0.1; done; cat {out}", timeout=60)
+    assert result.stdout.splitlines() == [
+        xdg(daemon, user), "rc=1", "Running scope as unit: l1-scope.scope"], result
+    unit = daemon.wait_for(lambda: unit_named(daemon, user, "l1-scope.scope"), 10, "the scope")
+    procs = [Proc.of(pid, "l1-scope") for pid in unit["pids"]]
+    env.track(procs)
+    wait_for(lambda: not daemon.sessions(user.name), 20, "the session to end")
+    assert all(p.alive() for p in procs)
+    stopped = sshd.run(user, "systemctl --user stop l1-scope.scope; echo rc=$?", timeout=60)
+    assert stopped.stdout == "rc=0\n", stopped
+    wait_gone(env, procs, 10, "the stopped scope")
+
+
+def _call(sock: socket.socket, serial: int, path: str, interface: str, member: str,
+          signature: str = "", body: list[Any] | None = None) -> Any:
+    """One call on an authenticated connection; the reply (signals in between skipped)."""
+    from dbus_fast import Message
+
+    from logoutd.userbus.codec import decode, encode
+    from logoutd.userbus.wire import message_size
+
+    msg = Message(destination="org.freedesktop.systemd1", path=path, interface=interface,
+                  member=member, signature=signature, body=body or [], serial=serial)
+    sock.sendall(encode(msg))
+    while True:
+        fixed = _recv_exactly(sock, 16)
+        reply = decode(fixed + _recv_exactly(sock, message_size(fixed) - 16))
+        if reply is not None and reply.reply_serial == serial:
+            return reply
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
+def test_unknown_calls_get_systemds_error_names(env, user, sshd, daemon):
+    pytest.importorskip("dbus_fast")
+    lingering(daemon, user)
+    manager, mgr = "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager"
+    props = "org.freedesktop.DBus.Properties"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(endpoint(daemon, user)))
+        sock.sendall(b"\0AUTH EXTERNAL " + b"0".hex().encode() + b"\r\nBEGIN\r\n")
+        assert _recv_exactly(sock, 37).startswith(b"OK ")
+        cases = [
+            ((manager, mgr, "Reboot"), "org.freedesktop.DBus.Error.UnknownMethod"),
+            ((manager, mgr, "EnableUnitFiles", "asbb", [["x.service"], False, False]),
+             "org.freedesktop.DBus.Error.UnknownMethod"),
+            ((manager, mgr, "GetUnit", "s", ["nope.service"]),
+             "org.freedesktop.systemd1.NoSuchUnit"),
+            ((manager, mgr, "StartUnit", "ss", ["nope.service", "replace"]),
+             "org.freedesktop.systemd1.NoSuchUnit"),
+            ((manager, mgr, "StartTransientUnit", "ssa(sv)a(sa(sv))",
+              ["t.service", "fail", [], []]), "org.freedesktop.DBus.Error.InvalidArgs"),
+            ((manager, props, "Get", "ss", [mgr, "NoSuchThing"]),
+             "org.freedesktop.DBus.Error.UnknownProperty"),
+            ((manager, props, "Set", "ssv", [mgr, "Version", ("s", "x")]),
+             "org.freedesktop.DBus.Error.PropertyReadOnly"),
+            (("/org/freedesktop/systemd1/unit/nope_2eservice", props, "GetAll", "s", [""]),
+             "org.freedesktop.DBus.Error.UnknownObject"),
+        ]
+        from dbus_fast import MessageType, Variant
+        for serial, (args, name) in enumerate(cases, start=1):
+            if args[2] == "Set":
+                args = (*args[:4], [mgr, "Version", Variant("s", "x")])
+            reply = _call(sock, serial, *args)
+            assert reply.message_type is MessageType.ERROR and reply.error_name == name, \
+                (args, reply.error_name, reply.body)
+        version = _call(sock, 100, manager, props, "Get", "ss", [mgr, "Version"])
+        assert version.body[0].value.startswith("logoutd "), version.body
+        assert _call(sock, 101, manager, "org.freedesktop.DBus.Peer", "Ping").body == []
+        xml = _call(sock, 102, manager, "org.freedesktop.DBus.Introspectable", "Introspect")
+        assert '<method name="StartTransientUnit"/>' in xml.body[0]

@@ -8,6 +8,7 @@ with systemd's and sd-bus's error names.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import math
 import signal
@@ -50,7 +51,7 @@ ERROR_NAMES = {
 
 # Transient-unit properties that change nothing here, accepted so that stock clients work:
 # logoutd places units itself (Slice), collects them when empty, and has no journal or pty.
-IGNORED = {"Description", "CollectMode", "AddRef", "SendSIGHUP", "Slice", "RemainAfterExit"}
+IGNORED = {"Description", "CollectMode", "AddRef", "SendSIGHUP", "Slice"}
 SERVICE_TYPES = {"simple", "exec"}
 
 
@@ -191,7 +192,7 @@ class Systemd1:
                 "GetUnitByPID": ("u", self.get_unit_by_pid),
                 "GetUnitProcesses": ("s", self.get_unit_processes),
                 "ListUnits": ("", self.list_units),
-                "ListUnitsFiltered": ("as", self.list_units),
+                "ListUnitsFiltered": ("as", self.list_units_filtered),
                 "ListUnitsByPatterns": ("asas", self.list_units),
                 "ListUnitsByNames": ("as", self.list_units_by_names),
                 "Subscribe": ("", self.nothing),
@@ -262,7 +263,8 @@ class Systemd1:
             elif key == "WorkingDirectory":
                 directory = str(value).lstrip("!-")
                 cwd = None if directory in ("", "~") else directory
-            elif key == "Type" and value in SERVICE_TYPES:
+            elif (key == "Type" and value in SERVICE_TYPES) or \
+                    (key == "RemainAfterExit" and value is False):
                 continue
             else:
                 raise _unknown_property(key)
@@ -374,8 +376,18 @@ class Systemd1:
         root = self.service.manager.ports.cgroups.root_in_mount.rstrip("/")
         return f"{root}/{unit.cgroup}"
 
-    async def list_units(self, peer: Peer, path: str, *_: Any) -> tuple[str, list[Any]]:
-        return "a(ssssssouso)", [[self._row(u.name) for u in self._units()]]
+    async def list_units(self, peer: Peer, path: str, states: list[str] | None = None,
+                         patterns: list[str] | None = None) -> tuple[str, list[Any]]:
+        """systemctl's filters: any of the states (load, active or sub), any of the globs."""
+        rows = [self._row(u.name) for u in self._units()
+                if not patterns or any(fnmatch.fnmatchcase(u.name, p) for p in patterns)]
+        if states:
+            rows = [r for r in rows if {r[2], r[3], r[4]} & set(states)]
+        return "a(ssssssouso)", [rows]
+
+    async def list_units_filtered(self, peer: Peer, path: str,
+                                  states: list[str]) -> tuple[str, list[Any]]:
+        return await self.list_units(peer, path, states)
 
     async def list_units_by_names(self, peer: Peer, path: str,
                                   names: list[str]) -> tuple[str, list[Any]]:
