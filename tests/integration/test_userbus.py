@@ -285,6 +285,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 
 def test_unknown_calls_get_systemds_error_names(env, user, sshd, daemon):
     pytest.importorskip("dbus_fast")
+    from dbus_fast import MessageType, Variant
     lingering(daemon, user)
     manager, mgr = "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager"
     props = "org.freedesktop.DBus.Properties"
@@ -303,6 +304,12 @@ def test_unknown_calls_get_systemds_error_names(env, user, sshd, daemon):
              "org.freedesktop.systemd1.NoSuchUnit"),
             ((manager, mgr, "StartTransientUnit", "ssa(sv)a(sa(sv))",
               ["t.service", "fail", [], []]), "org.freedesktop.DBus.Error.InvalidArgs"),
+            ((manager, mgr, "StartTransientUnit", "ssa(sv)a(sa(sv))",
+              ["t.scope", "fail", [["PIDs", Variant("s", "not pids")]], []]),
+             "org.freedesktop.DBus.Error.InvalidArgs"),
+            ((manager, mgr, "StartTransientUnit", "ssa(sv)a(sa(sv))",
+              ["t.service", "fail", [["MemoryMax", Variant("t", 1 << 30)]], []]),
+             "org.freedesktop.DBus.Error.PropertyReadOnly"),
             ((manager, props, "Get", "ss", [mgr, "NoSuchThing"]),
              "org.freedesktop.DBus.Error.UnknownProperty"),
             ((manager, props, "Set", "ssv", [mgr, "Version", ("s", "x")]),
@@ -310,7 +317,6 @@ def test_unknown_calls_get_systemds_error_names(env, user, sshd, daemon):
             (("/org/freedesktop/systemd1/unit/nope_2eservice", props, "GetAll", "s", [""]),
              "org.freedesktop.DBus.Error.UnknownObject"),
         ]
-        from dbus_fast import MessageType, Variant
         for serial, (args, name) in enumerate(cases, start=1):
             if args[2] == "Set":
                 args = (*args[:4], [mgr, "Version", Variant("s", "x")])

@@ -74,6 +74,11 @@ class Units:
             except Exception:
                 log.exception("Unit listener %r failed", listener)
 
+    def take_number(self) -> int:
+        """A number from the run-uN counter: a client that names its unit run-uN after it (as
+        systemd-run does with its bus name) never takes a name logoutd hands out."""
+        return self._counter.take()
+
     def result(self, uid: int, name: str) -> dict[str, Any] | None:
         for candidate in candidates(name):
             found = self.finished.get(f"{uid}-{candidate}")

@@ -71,7 +71,6 @@ class Endpoint:
         self.broker = where == BUS
         self.path = "/".join(p for p in (self.runtime_path, *where) if p)
         self.guid = uuid.uuid4().hex
-        self.unique = itertools.count(1)
         self.connections: dict[asyncio.StreamWriter, itertools.count[int]] = {}  # -> serials
         self.tasks: set[asyncio.Task[None]] = set()
         self.server: asyncio.AbstractServer | None = None
@@ -197,7 +196,10 @@ class Endpoint:
         # Root connecting here acts for this user, as on systemd's user manager.
         peer = Peer(Caller(uid=self.uid, gid=self.gid, pid=pid), program_of(pid),
                     lambda msg: self._send(writer, msg))
-        unique = f":1.{next(self.unique)}" if self.broker else None
+        # systemd-run names its unit run-uN after the bus name ":1.N": N comes from logoutd's
+        # own run-uN counter, so that name is never taken.
+        unique = f":1.{self.systemd1.service.manager.units.take_number()}" if self.broker \
+            else None
         while True:
             data = await read_message(reader, MESSAGE_DEADLINE)
             try:

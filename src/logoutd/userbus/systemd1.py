@@ -117,7 +117,12 @@ class Systemd1:
             return
         then: Callable[[], None] | None = None
         try:
-            signature, body = await self._call(peer, msg)
+            try:
+                signature, body = await self._call(peer, msg)
+            except (TypeError, ValueError, KeyError, IndexError) as e:
+                # A variant of the wrong type inside a(sv): the signature was right.
+                raise BusFailure("org.freedesktop.DBus.Error.InvalidArgs",
+                                 f"Invalid argument: {e}") from None
             then = next((b.then for b in body if isinstance(b, _After)), None)
             body = [str(b) if isinstance(b, _After) else b for b in body]
             reply = Message(message_type=MessageType.METHOD_RETURN, reply_serial=msg.serial,
