@@ -328,3 +328,35 @@ def test_unknown_calls_get_systemds_error_names(env, user, sshd, daemon):
         assert _call(sock, 101, manager, "org.freedesktop.DBus.Peer", "Ping").body == []
         xml = _call(sock, 102, manager, "org.freedesktop.DBus.Introspectable", "Introspect")
         assert '<method name="StartTransientUnit"/>' in xml.body[0]
+
+
+def test_connections_per_user_are_capped(env, user, sshd, daemon):
+    from logoutd.userbus.server import MAX_CONNECTIONS
+
+    lingering(daemon, user)
+    path = endpoint(daemon, user)
+    auth = b"\0AUTH EXTERNAL " + b"0".hex().encode() + b"\r\nBEGIN\r\n"
+    held = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            sock = socket.socket(socket.AF_UNIX)
+            held.append(sock)
+            sock.settimeout(10)
+            sock.connect(str(path))
+            sock.sendall(auth)
+            assert _recv_exactly(sock, 37).startswith(b"OK ")
+        assert _raw(path, auth) == b""  # one more: closed at once
+        assert f"{MAX_CONNECTIONS} connections already" in daemon.log()
+    finally:
+        for sock in held:
+            sock.close()
+
+    def accepted() -> bool:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(path))
+            sock.sendall(auth)
+            return sock.recv(3) == b"OK "
+    wait_for(accepted, 10, "the closed connections to be let go")
+    served = in_login(sshd, daemon, user, "systemctl --user list-units --no-legend; echo rc=$?")
+    assert served.stdout == "rc=0\n", served
