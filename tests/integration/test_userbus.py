@@ -53,7 +53,8 @@ def endpoint(daemon: Any, user: Any) -> Path:
 def lingering(daemon: Any, user: Any) -> None:
     """Linger, so the user (and its units) outlive the last session past UserStopDelaySec=."""
     daemon.call("set_linger", uid=user.uid, enable=True)
-    wait_for(lambda: endpoint(daemon, user).is_socket(), 10, "the user's systemd1 endpoint")
+    wait_for(lambda: endpoint(daemon, user).is_socket() and
+             (Path(xdg(daemon, user)) / "bus").is_socket(), 10, "the user's systemd1 endpoints")
 
 
 def test_scope_and_service_survive_logout_and_systemctl_stops_them(env, user, sshd, daemon):
@@ -360,3 +361,37 @@ def test_connections_per_user_are_capped(env, user, sshd, daemon):
     wait_for(accepted, 10, "the closed connections to be let go")
     served = in_login(sshd, daemon, user, "systemctl --user list-units --no-legend; echo rc=$?")
     assert served.stdout == "rc=0\n", served
+
+
+def test_after_a_killed_daemon_the_stale_sockets_are_replaced(env, user, sshd, daemon):
+    lingering(daemon, user)
+    daemon.kill()  # SIGKILL: the sockets stay behind, nobody listening
+    assert endpoint(daemon, user).is_socket()
+    daemon.start()
+    wait_for(lambda: daemon.log().count(f"{xdg(daemon, user)}/bus.") == 2, 10,
+             "the bus socket to be served again")
+    served = in_login(sshd, daemon, user, "systemd-run --user --wait true; echo rc=$?")
+    assert served.stdout == "rc=0\n", served
+
+
+def test_a_users_own_bus_is_left_alone(env, user, sshd, daemon):
+    """A dbus-daemon the user runs at $XDG_RUNTIME_DIR/bus is not replaced."""
+    runtime = Path(xdg(daemon, user))
+    daemon.call("set_linger", uid=user.uid, enable=True)
+    wait_for(lambda: (runtime / "bus").is_socket(), 10, "the bus socket")
+    daemon.call("set_linger", uid=user.uid, enable=False)
+    daemon.wait_for(lambda: not daemon.users() or None, 20, "the user to be removed")
+    # Stand in for the user's own bus: a listening socket logoutd did not make.
+    daemon.stop()
+    runtime.mkdir(mode=0o700)
+    os.chown(runtime, user.uid, user.gid)
+    theirs = socket.socket(socket.AF_UNIX)
+    theirs.bind(str(runtime / "bus"))
+    theirs.listen(1)
+    try:
+        daemon.start()
+        lingering(daemon, user)
+        wait_for(lambda: "a user bus is already there" in daemon.log(), 10, "the refusal")
+        assert (runtime / "bus").stat().st_uid == 0  # still the stand-in's
+    finally:
+        theirs.close()

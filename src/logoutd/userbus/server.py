@@ -75,6 +75,7 @@ class Endpoint:
         self.tasks: set[asyncio.Task[None]] = set()
         self.server: asyncio.AbstractServer | None = None
         self.dir_fd = -1
+        self.bound = False
         self.systemd1 = systemd1
 
     async def open(self) -> None:
@@ -104,7 +105,7 @@ class Endpoint:
             finally:
                 os.close(runtime)
         name = self.socket_name
-        if self.broker and os.path.lexists(f"/proc/self/fd/{self.dir_fd}/{name}"):
+        if self.broker and _answers(f"/proc/self/fd/{self.dir_fd}/{name}"):
             # Somebody's bus is there (dbus-daemon of the user's own): it is left alone.
             raise FileExistsError(errno.EEXIST, "a user bus is already there")
         # Bound aside, owned and moded, then renamed in: nobody sees it half made.
@@ -122,6 +123,7 @@ class Endpoint:
                 os.umask(umask)
             os.chown(staged, self.uid, self.gid, dir_fd=self.dir_fd, follow_symlinks=False)
             os.rename(staged, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            self.bound = True
             sock.listen(64)
             sock.setblocking(False)
         except BaseException:
@@ -138,8 +140,9 @@ class Endpoint:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.dir_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.unlink(self.socket_name, dir_fd=self.dir_fd)
+            if self.bound:  # never what is there instead (the user's own bus)
+                with contextlib.suppress(OSError):
+                    os.unlink(self.socket_name, dir_fd=self.dir_fd)
             os.close(self.dir_fd)
             self.dir_fd = -1
 
@@ -264,6 +267,22 @@ class Endpoint:
                            "user bus is logoutd's, serving org.freedesktop.systemd1 only.")
         if not msg.flags & 1:
             self._send(writer, reply, DRIVER)
+
+
+def _answers(path: str) -> bool:
+    """Something listens at path (a socket nobody listens on is a stale one of ours, left by a
+    logoutd that was killed)."""
+    if not os.path.lexists(path):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as probe:
+        probe.setblocking(False)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True  # not a socket, or not ours to judge: left alone
+        return True
 
 
 def _error(msg: Message, name: str, text: str) -> Message:
