@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import math
 import signal
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from logoutd.core.unit import Unit, UnitState
 from logoutd.errors import LogoutdError
 from logoutd.login1.labels import escape, unescape
 
+log = logging.getLogger("logoutd.userbus")
 BUS_NAME = "org.freedesktop.systemd1"
 ROOT = "/org/freedesktop/systemd1"
 UNIT_PREFIX = f"{ROOT}/unit/"
@@ -222,6 +224,8 @@ class Systemd1:
                              "Auxiliary units are not supported by logoutd.")
         props = {str(key): value.value if isinstance(value, Variant) else value
                  for key, value in properties}
+        log.debug("%s (pid %d) StartTransientUnit %s: %s", peer.client, peer.caller.pid, name,
+                  ", ".join(props))
         if name.endswith(".scope"):
             unit = self._start_scope(peer, name, props)
         elif name.endswith(".service"):
