@@ -567,3 +567,51 @@ def test_session_ids_and_unit_names_share_one_counter(core: Core) -> None:
     unit = core.manager.units.start_scope(1000, shell.pid, None)
     assert session_id == f"c{before}" and unit.name == f"run-u{before + 1}.scope"
     assert core.store.counter == before + BLOCK  # one block reserved, not one per kind
+
+
+def test_the_client_that_asked_is_in_the_audit_record(core: Core) -> None:
+    """The user bus names the program (systemd-run); logoutctl's socket path names none."""
+    with_spawner(core)
+    _, shell = login(core)
+    core.manager.units.start_scope(1000, shell.pid, "a", client="systemd-run")
+    core.manager.units.start_service(1000, ["sleep", "1"], "b", {}, None, lambda u, e: None,
+                                     client="systemd-run")
+    start(core, ["sleep", "1"], "c")
+    assert [(r["unit"], r.get("client")) for r in core.audit.events("keep")] == [
+        ("a.scope", "systemd-run"), ("b.service", "systemd-run"), ("c.service", None)]
+
+
+def test_finish_listeners_hear_each_finished_unit_with_its_result() -> None:
+    core = make_core(Config(user_stop_timeout_sec=3))
+    spawner = with_spawner(core)
+    login(core)
+    heard: list[tuple[str, dict[str, object]]] = []
+    core.manager.units.finish_listeners.append(lambda unit, result: heard.append((unit.name,
+                                                                                  result)))
+
+    def broken(unit: Unit, result: dict[str, object]) -> None:
+        raise RuntimeError("a listener's bug")
+    core.manager.units.finish_listeners.insert(0, broken)  # logged; the others still hear
+    unit = start(core, ["job"], "job")
+    assert unit.main is not None
+    spawner.exit_codes[unit.main.pid] = 1
+    core.world.exit(unit.main.pid)
+    assert unit.finalized
+    assert heard == [("job.service", {"name": "job.service", "uid": 1000, "kind": "service",
+                                      "exit_status": 1, "result": "exit-code"})]
+
+
+def test_kill_signals_the_main_process_or_every_process(core: Core) -> None:
+    with_spawner(core)
+    login(core)
+    unit = start(core, ["job"], "job")
+    assert unit.main is not None
+    main = core.world.procs[unit.main.pid]
+    other = core.world.spawn(cgroup=core.world.abs(unit.cgroup), ignores=[signal.SIGUSR1])
+    assert unit.kill("main", signal.SIGUSR1) == 1
+    assert signal.SIGUSR1 not in other.received
+    assert unit.kill("all", signal.SIGUSR1) == 2 and signal.SIGUSR1 in other.received
+    assert main.alive is False or signal.SIGUSR1 in main.received
+    with pytest.raises(InvalidArgument, match="Invalid kill parameter 'control'"):
+        unit.kill("control", signal.SIGTERM)
+    assert unit.state is UnitState.ACTIVE or unit.finalized

@@ -356,12 +356,16 @@ class Service:
                                         by=caller.uid, granted=True, **rule)
         return {"uid": account.uid, "name": account.name, "linger": enable}
 
-    def start_scope(self, caller: Caller, *, pid: int | None, name: str | None) -> dict[str, Any]:
-        unit = self.manager.units.start_scope(caller.uid, caller.pid if pid is None else pid, name)
+    def start_scope(self, caller: Caller, *, pid: int | None, name: str | None,
+                    client: str | None = None) -> dict[str, Any]:
+        """`client`: the program that asked, for the audit log (the user bus; not a parameter)."""
+        unit = self.manager.units.start_scope(caller.uid, caller.pid if pid is None else pid, name,
+                                              client=client)
         return self._started(unit)
 
     def start_unit(self, caller: Caller, *, argv: list[str], name: str | None,
-                   env: dict[str, str], cwd: str | None) -> Awaitable[dict[str, Any]]:
+                   env: dict[str, str], cwd: str | None,
+                   client: str | None = None) -> Awaitable[dict[str, Any]]:
         """Answered once the child exec'd or failed; the loop serves everyone meanwhile."""
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
@@ -374,7 +378,8 @@ class Service:
                 answer.set_result(self._started(unit))
 
         try:
-            self.manager.units.start_service(caller.uid, argv, name, env, cwd, started)
+            self.manager.units.start_service(caller.uid, argv, name, env, cwd, started,
+                                             client=client)
         except BaseException:
             answer.cancel()  # answered with this error; the outcome, later, goes nowhere
             raise

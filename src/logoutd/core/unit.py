@@ -22,7 +22,7 @@ from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
 from logoutd.core.timers import Timers
 from logoutd.core.userref import UserRef
 from logoutd.crashpoints import crashpoint
-from logoutd.errors import InvalidArgument
+from logoutd.errors import InvalidArgument, ProcessGone
 
 NAME_MAX = 200  # bytes, suffix included
 _NAME = re.compile(r"[A-Za-z0-9:_.@-]+")
@@ -183,6 +183,17 @@ class Unit:
             count = self.round.start(self.ctx.config.user_stop_timeout_sec)  # saves the state
         self.gc()
         return count
+
+    def kill(self, who: str, signo: int) -> int:
+        """Signal the main process or every process; the unit goes on (systemd's KillUnit)."""
+        if who == "main":
+            if self.main is None:
+                raise ProcessGone(f"Unit {self.name} has no main process running.")
+            self.ctx.ports.processes.signal(self.main, signo)
+            return 1
+        if who != "all":
+            raise InvalidArgument(f"Invalid kill parameter '{who}'")
+        return self.ctx.ports.cgroups.signal_all(self.cgroup, (signo,))
 
     def user_stopping(self) -> None:
         """The user stops: it signals (and later kills) the whole subtree, this unit included."""

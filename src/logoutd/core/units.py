@@ -56,6 +56,8 @@ class Units:
         self._get_or_add_user = get_or_add_user
         self._counter = counter
         self.finished: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # Told of each unit that finished, with its result (the user bus's signals and jobs).
+        self.finish_listeners: list[Callable[[Unit, dict[str, Any]], None]] = []
 
     def _finished(self, unit: Unit) -> None:
         self.finished[unit.key] = {
@@ -66,6 +68,16 @@ class Units:
         self.finished.move_to_end(unit.key)
         while len(self.finished) > FINISHED_KEPT:
             self.finished.popitem(last=False)
+        for listener in list(self.finish_listeners):
+            try:
+                listener(unit, self.finished[unit.key])
+            except Exception:
+                log.exception("Unit listener %r failed", listener)
+
+    def take_number(self) -> int:
+        """A number from the run-uN counter: a client that names its unit run-uN after it (as
+        systemd-run does with its bus name) never takes a name logoutd hands out."""
+        return self._counter.take()
 
     def result(self, uid: int, name: str) -> dict[str, Any] | None:
         for candidate in candidates(name):
@@ -101,7 +113,8 @@ class Units:
 
     # -- creation --------------------------------------------------------------------------
 
-    def start_scope(self, caller_uid: int, pid: int, name: str | None) -> Unit:
+    def start_scope(self, caller_uid: int, pid: int, name: str | None, *,
+                    client: str | None = None) -> Unit:
         """Move pid (the caller's own process; root: anyone's) into a new scope of its user."""
         ports = self.ctx.ports
         owner = self._owner(pid)
@@ -114,7 +127,7 @@ class Units:
         if caller_uid != 0:
             self._check_tracked(pid, user)
         full = self._name(user, name, UnitKind.SCOPE)
-        self._authorize(user, full)
+        self._authorize(user, full, client)
         ref = ports.processes.pin(pid)
         try:
             # Re-check the pinned process: a pid reused since the first look is not smuggled in.
@@ -158,7 +171,8 @@ class Units:
 
     def start_service(self, caller_uid: int, argv: Sequence[str], name: str | None,
                       env: Mapping[str, str], cwd: str | None,
-                      on_started: Callable[[Unit, LogoutdError | None], None]) -> Unit:
+                      on_started: Callable[[Unit, LogoutdError | None], None], *,
+                      client: str | None = None) -> Unit:
         """Spawn argv as the caller's user in a new service, placed in its cgroup before exec.
 
         Returns the unit, still starting; `on_started` is called once the child exec'd (None)
@@ -179,7 +193,7 @@ class Units:
             raise LimitsExceeded(f"Too many units starting for user {user.name} (at most "
                                  f"{MAX_STARTING} at a time): try again once they have started.")
         full = self._name(user, name, UnitKind.SERVICE)
-        self._authorize(user, full)
+        self._authorize(user, full, client)
         account = user.account
         environment = {"HOME": account.home, "USER": account.name, "LOGNAME": account.name,
                        "PATH": UNIT_PATH, "XDG_RUNTIME_DIR": user.runtime_path, **env}
@@ -256,11 +270,12 @@ class Units:
             raise UnitExists(f"Unit {full} already exists.")
         return full
 
-    def _authorize(self, user: User, full: str) -> None:
+    def _authorize(self, user: User, full: str, client: str | None = None) -> None:
+        """[Policy], audited; `client` names the program that asked (the user bus's peer)."""
         ports = self.ctx.ports
         decision = may_keep(self.ctx.config, user.name, ports.userdb.group_names(user.account))
         ports.audit.record("keep", user=user.name, unit=full, granted=decision.allowed,
-                           rule=decision.rule)
+                           rule=decision.rule, **({"client": client} if client else {}))
         ports.metrics.keep_requested("unit", decision.allowed)
         if not decision.allowed:
             log.warning("Denied %s to user %s: %s.", full, user.name, decision.rule)

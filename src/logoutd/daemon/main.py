@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dbus", action="store_true",
                         help="also serve org.freedesktop.login1 on the system bus (stock "
                              "pam_systemd and loginctl); needs logoutd[dbus]")
+    parser.add_argument("--no-user-bus", dest="user_bus", action="store_false",
+                        help="do not serve systemd1 at $XDG_RUNTIME_DIR/systemd/private (stock "
+                             "systemd-run --user and systemctl --user; served by default when "
+                             "logoutd[dbus] is installed)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     parser.add_argument("--metrics-listen", metavar="HOST:PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics; HOST must be "
@@ -124,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             if result.fatal is not None:
                 log.warning("Failed to parse config file, using what was read before: %s",
                             result.fatal)
-            runtime = Runtime(paths, result, dbus=args.dbus, log_limit=log_limit, metrics=metrics)
+            runtime = Runtime(paths, result, dbus=args.dbus, log_limit=log_limit, metrics=metrics,
+                              user_bus=args.user_bus)
             return asyncio.run(runtime.run(ready=lambda m: _announce(paths, m)))
     except LogoutdError as e:
         print(f"logoutd: {e.message}", file=sys.stderr)

@@ -108,6 +108,7 @@ class Runtime:
     dbus: bool = False
     log_limit: RateLimit | None = None
     metrics: DaemonMetrics | None = None  # --metrics-listen
+    user_bus: bool = True
     audit: AuditFile = field(init=False)
     userfiles: UserFiles = field(init=False)
     config_health: ConfigHealth = field(init=False)
@@ -169,6 +170,10 @@ class Runtime:
                 login1 = await _start_login1(service, self.paths)
                 parts.push_async_callback(login1.close)
                 info.dbus = login1.describe
+            if self.user_bus:
+                userbus = await _start_user_bus(service)
+                if userbus is not None:
+                    parts.push_async_callback(userbus.close)
             memory = MemoryReturn(release_memory, loop.call_later)
             # Users' connections get most of the descriptors left over, root's the rest; when
             # accept() still runs out, either socket frees one by dropping an idle user
@@ -266,6 +271,19 @@ async def _start_login1(service: Service, paths: Paths) -> Any:
     login1 = Login1(service, paths.runtime_dir / "login1")
     await login1.start()
     return login1
+
+
+async def _start_user_bus(service: Service) -> Any:
+    """systemd1 at each user's $XDG_RUNTIME_DIR/systemd/private; without dbus-fast, not served."""
+    try:
+        from logoutd.userbus.server import UserBus
+    except ImportError as e:
+        log.info("Not serving systemd-run --user and systemctl --user: dbus-fast is not "
+                 "installed (%s); pip install 'logoutd[dbus]'.", e)
+        return None
+    userbus = UserBus(service)
+    await userbus.start()
+    return userbus
 
 
 def _raise_fd_limit() -> int:
