@@ -12,6 +12,7 @@ from logoutd.core.cgroupnames import session_scope
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
+from logoutd.core.killrecords import EndedProcess, KillEntry, ended
 from logoutd.core.leftovers import (
     RECORD_MAX_PER_SESSION,
     Leftover,
@@ -97,7 +98,8 @@ class Session:
         self.timers = Timers(self.ctx.ports.clock)
         self.round = StopRound("session", f"Session {self.id}", self.scope, SESSION_SIGNALS,
                                {"session": self.id, "user": self.user.name}, self.ctx.ports,
-                               self.timers, self._checkpoint, self.gc)
+                               self.timers, self._checkpoint, self.gc,
+                               on_signalled=self._signalled)
 
     @property
     def term_sent(self) -> bool:
@@ -240,6 +242,14 @@ class Session:
     def _kill(self) -> None:
         self.round.start(self.ctx.config.session_stop_timeout_sec)
 
+    def _signalled(self, processes: tuple[EndedProcess, ...], count: int) -> None:
+        self._remember("killed", processes, count)
+
+    def _remember(self, mode: str, processes: tuple[EndedProcess, ...], count: int) -> None:
+        """Keep the kill record for `logoutctl kill-history` and the next login's notice."""
+        self.ctx.remember_kill(self.user.uid, self.user.name, KillEntry(
+            self.ctx.ports.clock.now(), self.id, self.service, self.tty, mode, count, processes))
+
     def _auto_keep(self) -> None:
         """AutoKeep=: move listed executables' process trees to scopes of the user's own."""
         ports, config = self.ctx.ports, self.ctx.config
@@ -292,6 +302,7 @@ class Session:
         for record in records:
             self.ctx.ports.audit.record("leftover", **as_dict(record))
         if self.decision.action is StopAction.RECORD:
+            self._remember("permissive", ended(records), len(pids))
             log.info("Session %s: %d processes left behind, not killed (permissive); "
                      "see logoutctl leftovers --session %s.", self.id, len(records), self.id)
 
