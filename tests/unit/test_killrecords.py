@@ -142,3 +142,17 @@ def test_strings_are_cut_and_spans_read_well() -> None:
         ["5s", "5m03s", "2h05m", "3d04h"]
     assert summary((), 0, 0.0) == "-"
     assert summary((EndedProcess(7, "vim", "vim", 100.0),), 3, 160.0) == "vim[7] 1m00s and 2 more"
+
+
+def test_a_users_file_is_bounded_even_with_hostile_command_lines() -> None:
+    import json
+
+    from logoutd.core.killrecords import ended
+    from logoutd.core.ports import ProcessInfo
+    store = FakeStore()
+    history = KillHistory(store)
+    hostile = ProcessInfo(5, 1, 1000, "\x01" * 64, "\u2028\x00" * 100_000, start_time=2.0)
+    for n in range(3 * ENTRIES_KEPT):
+        history.add(1000, "alice", KillEntry(float(n), f"c{n}", "sshd", "pts/0", "killed",
+                                             10**9, ended([hostile] * 10**3)))
+    assert len(json.dumps(store.data[("kills", "1000")])) < 350 * 1024
