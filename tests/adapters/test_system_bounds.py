@@ -38,6 +38,8 @@ def test_a_huge_command_line_is_read_only_up_to_the_cap() -> None:
     assert info is not None
     assert info.cmdline.endswith("…") and len(info.cmdline.encode()) <= CMDLINE_MAX + 3
     assert info.cmdline.startswith(f"{sys.executable} -c import time")
+    assert info.argv[:3] == (sys.executable, "-c", "import time; time.sleep(60)")
+    assert sum(len(w) + 1 for w in info.argv) <= CMDLINE_MAX + 1  # the words, as capped
     assert len(info.exe) <= EXE_MAX + 1
 
 

@@ -138,6 +138,9 @@ def test_strings_are_cut_and_spans_read_well() -> None:
     [p] = ended([info] * 3)[:1]
     assert len(p.comm) == 16 and len(p.cmdline) == CMDLINE_KEPT + 1
     assert len(ended([info] * 50)) == PROCESSES_KEPT
+    words = ProcessInfo(5, 1, 1000, "python3", "python3 -c import x; x.f()",
+                        argv=("python3", "-c", "import x; x.f()", ""))
+    assert ended([words])[0].cmdline == "python3 -c 'import x; x.f()' ''"  # pastes as it ran
     assert [format_duration(s) for s in (5, 303, 7500, 3 * 86400 + 4 * 3600)] == \
         ["5s", "5m03s", "2h05m", "3d04h"]
     assert summary((), 0, 0.0) == "-"

@@ -10,6 +10,7 @@ store, rewritten atomically, so the history survives a daemon restart.
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ KIND = "kills"  # the state store's kind: one record per uid
 class EndedProcess:
     pid: int
     comm: str
-    cmdline: str
+    cmdline: str  # shell-quoted where /proc gave the words (to paste after `logoutctl run --`)
     start_time: float  # epoch seconds; 0: unknown
 
 
@@ -68,8 +69,10 @@ def ended(infos: Iterable[Described]) -> tuple[EndedProcess, ...]:
     for info in infos:
         if len(out) == PROCESSES_KEPT:
             break
-        cmdline = info.cmdline if len(info.cmdline) <= CMDLINE_KEPT else \
-            info.cmdline[:CMDLINE_KEPT] + "…"
+        argv = getattr(info, "argv", ())  # a ProcessInfo's; a leftovers record has none
+        cmdline = shlex.join(argv) if argv else info.cmdline
+        if len(cmdline) > CMDLINE_KEPT:
+            cmdline = cmdline[:CMDLINE_KEPT] + "…"
         out.append(EndedProcess(info.pid, info.comm[:COMM_KEPT], cmdline, info.start_time))
     return tuple(out)
 

@@ -41,6 +41,7 @@ class ProcessInfo:
     tty_nr: int = 0  # field 7 of /proc/PID/stat; 0: no controlling tty
     sid: int = 0  # session id (setsid)
     sig_ignored: int = 0  # SigIgn mask from /proc/PID/status
+    argv: tuple[str, ...] = ()  # the words of cmdline (up to CMDLINE_MAX bytes), empty ones too
 
 
 class ProcessTable(Protocol):

@@ -277,7 +277,7 @@ class Session:
         assert self.decision is not None
         processes, now = self.ctx.ports.processes, self.ctx.ports.clock.now()
         action = "killed" if self.decision.kill else "kept"
-        records = []
+        records, infos = [], []
         pids = self.ctx.ports.cgroups.pids(self.scope)
         if len(pids) > RECORD_MAX_PER_SESSION:
             log.warning("Session %s: %d processes left; recording the first %d only.",
@@ -286,6 +286,7 @@ class Session:
             info = processes.describe(pid)
             if info is None:
                 continue
+            infos.append(info)
             records.append(Leftover(
                 session=self.id, user=self.user.name, uid=self.user.uid, action=action,
                 recorded_at=now, pid=info.pid, ppid=info.ppid, proc_uid=info.uid, comm=info.comm,
@@ -302,7 +303,7 @@ class Session:
         for record in records:
             self.ctx.ports.audit.record("leftover", **as_dict(record))
         if self.decision.action is StopAction.RECORD:
-            self._remember("permissive", ended(records), len(pids))
+            self._remember("permissive", ended(infos), len(pids))
             log.info("Session %s: %d processes left behind, not killed (permissive); "
                      "see logoutctl leftovers --session %s.", self.id, len(records), self.id)
 

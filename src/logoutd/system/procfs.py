@@ -144,6 +144,8 @@ class ProcessTable:
         ignored = next((int(line.split()[1], 16) for line in status.splitlines()
                         if line.startswith("SigIgn:")), 0)
         cmdline = " ".join(a.decode(errors="replace") for a in raw[:CMDLINE_MAX].split(b"\0") if a)
+        words = raw[:CMDLINE_MAX].removesuffix(b"\0")
+        argv = tuple(a.decode(errors="replace") for a in words.split(b"\0")) if words else ()
         if len(raw) > CMDLINE_MAX:
             cmdline += "…"
         if len(exe) > EXE_MAX:
@@ -151,7 +153,7 @@ class ProcessTable:
         return ProcessInfo(
             pid=pid, ppid=int(stat[1]), uid=uid, comm=comm, cmdline=cmdline, exe=exe,
             start_time=self._boot_time() + int(stat[19]) / os.sysconf("SC_CLK_TCK"),
-            tty_nr=int(stat[4]), sid=int(stat[3]), sig_ignored=ignored,
+            tty_nr=int(stat[4]), sid=int(stat[3]), sig_ignored=ignored, argv=argv,
         )
 
     def _boot_time(self) -> float:
