@@ -178,6 +178,9 @@ class FakeProcesses:
                            start_time=1_000.0, tty_nr=proc.tty_nr, sid=proc.sid or proc.pid,
                            sig_ignored=ignored)
 
+    def brief(self, pid: int) -> ProcessInfo | None:
+        return self.describe(pid)
+
     def tty_idle_since(self, tty: str) -> float | None:
         return self.tty_atimes.get(tty) if hasattr(self, "tty_atimes") else None
 

@@ -79,7 +79,7 @@ def ended(infos: Iterable[Described]) -> tuple[EndedProcess, ...]:
 
 def describe_first(ports: Ports, pids: Sequence[int]) -> tuple[EndedProcess, ...]:
     """Read /proc for the first PROCESSES_KEPT pids only (the rest are counted, not read)."""
-    infos = (ports.processes.describe(pid) for pid in pids[:PROCESSES_KEPT * 2])
+    infos = (ports.processes.brief(pid) for pid in pids[:PROCESSES_KEPT * 2])
     return ended(info for info in infos if info is not None)
 
 

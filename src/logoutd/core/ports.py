@@ -76,6 +76,11 @@ class ProcessTable(Protocol):
         hold that (a page fault on their own FUSE file), so not for the API's paths."""
         ...
 
+    def brief(self, pid: int) -> ProcessInfo | None:
+        """What a kill record names, from two reads (stat, cmdline): pid, ppid, comm, cmdline,
+        argv, start_time, tty_nr, sid; uid is -1. None if gone. cmdline: as describe's."""
+        ...
+
     def owner(self, pid: int) -> int | None:
         """The uid /proc/PID belongs to (as describe's), or None if it is gone; never waits."""
         ...

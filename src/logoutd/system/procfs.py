@@ -156,6 +156,26 @@ class ProcessTable:
             tty_nr=int(stat[4]), sid=int(stat[3]), sig_ignored=ignored, argv=argv,
         )
 
+    def brief(self, pid: int) -> ProcessInfo | None:
+        base = self._proc / str(pid)
+        try:
+            data = (base / "stat").read_bytes()
+            with open(base / "cmdline", "rb") as f:
+                raw = f.read(CMDLINE_MAX + 1)
+        except OSError:
+            return None
+        close = data.rindex(b")")
+        comm = data[data.index(b"(") + 1 : close].decode(errors="replace")
+        stat = data[close + 2 :].decode().split()
+        words = raw[:CMDLINE_MAX].removesuffix(b"\0")
+        argv = tuple(a.decode(errors="replace") for a in words.split(b"\0")) if words else ()
+        cmdline = " ".join(a for a in argv if a) + ("…" if len(raw) > CMDLINE_MAX else "")
+        return ProcessInfo(
+            pid=pid, ppid=int(stat[1]), uid=-1, comm=comm, cmdline=cmdline,
+            start_time=self._boot_time() + int(stat[19]) / os.sysconf("SC_CLK_TCK"),
+            tty_nr=int(stat[4]), sid=int(stat[3]), argv=argv,
+        )
+
     def _boot_time(self) -> float:
         if self._btime is None:
             for line in (self._proc / "stat").read_text().splitlines():
