@@ -104,11 +104,13 @@ def test_the_deadline_kill_names_what_was_left(caplog: pytest.LogCaptureFixture)
     assert "killed what was left (cgroup.kill): 1 processes: sleep[" in caplog.text
 
 
-def test_permissive_keeps_what_would_have_been_ended() -> None:
+def test_permissive_keeps_what_would_have_been_ended(caplog: pytest.LogCaptureFixture) -> None:
     core = make_core(Config(kill_user_processes=KillMode.PERMISSIVE))
     _session, leader = open_session(core)
     job = core.world.spawn(cgroup=leader.cgroup)
-    core.world.exit(leader.pid)
+    with caplog.at_level(logging.INFO, "logoutd"):
+        core.world.exit(leader.pid)
+    assert f"1 processes left behind, not killed (permissive): sleep[{job.pid}] " in caplog.text
     [entry] = core.manager.kills.entries(1000)
     assert entry.mode == "permissive" and entry.count == 1
     assert entry.processes[0].pid == job.pid and job.alive

@@ -12,7 +12,7 @@ from logoutd.core.cgroupnames import session_scope
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
-from logoutd.core.killrecords import EndedProcess, KillEntry, ended
+from logoutd.core.killrecords import EndedProcess, KillEntry, ended, summary
 from logoutd.core.leftovers import (
     RECORD_MAX_PER_SESSION,
     Leftover,
@@ -303,9 +303,11 @@ class Session:
         for record in records:
             self.ctx.ports.audit.record("leftover", **as_dict(record))
         if self.decision.action is StopAction.RECORD:
-            self._remember("permissive", ended(infos), len(pids))
-            log.info("Session %s: %d processes left behind, not killed (permissive); "
-                     "see logoutctl leftovers --session %s.", self.id, len(records), self.id)
+            first = ended(infos)
+            self._remember("permissive", first, len(pids))
+            log.info("Session %s: %d processes left behind, not killed (permissive): %s; "
+                     "see logoutctl leftovers --session %s.", self.id, len(records),
+                     summary(first, len(records), now), self.id)
 
     def kill(self, who: str, signo: int) -> int:
         """Signal the leader or every process; the session is not stopped (logind's KillSession)."""
