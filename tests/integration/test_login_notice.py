@@ -109,3 +109,17 @@ def test_denied_policy_switched_off_and_kept_across_a_restart(env, user, pam, st
     out = off.run(f"{ctl} kill-history")  # on demand all the same
     assert out.count("sleep 4321") == 2, out
     off.logout()
+
+
+def test_notice_in_login1_sessions(env, user, systemd_pam, bus, dbus_daemon):
+    """Sessions made by stock pam_systemd through `logoutd --dbus` get the same records."""
+    daemon = dbus_daemon
+    _setup(env, user, daemon, "bash", _logoutctl(env, daemon))
+    sshd = env.sshd(systemd_pam, bus)
+    job = _leave_a_job(env, sshd, user, daemon, _open(env, sshd, user, daemon))
+    wait_gone(env, [job], 20, "the job logoutd kills at logout")
+    term = _open(env, sshd, user, daemon)
+    text = _notice(term)
+    assert "logoutd ended 1 process:" in text, text
+    assert re.search(rf"  sleep +pid {job.pid} +ran \d+s +sleep 4321", text), text
+    term.logout()
