@@ -161,3 +161,17 @@ def test_a_users_file_is_bounded_even_with_hostile_command_lines() -> None:
         history.add(1000, "alice", KillEntry(float(n), f"c{n}", "sshd", "pts/0", "killed",
                                              10**9, ended([hostile] * 10**3)))
     assert len(json.dumps(store.data[("kills", "1000")])) < 350 * 1024
+
+
+def test_kept_programs_ended_with_the_user_are_recorded_too() -> None:
+    core = make_core(Config(user_stop_delay_sec=10))
+    _session, leader = open_session(core)
+    user = core.manager.get_user(1000)
+    kept = core.world.spawn(cgroup=core.world.abs(user.service + "/app.slice/run-u1.scope"))
+    core.world.exit(leader.pid)
+    assert core.manager.kills.entries(1000) == []  # the session's scope was empty
+    core.clock.advance(11)
+    [entry] = core.manager.kills.entries(1000)
+    assert (entry.session, entry.service, entry.mode, entry.count) == \
+        ("", "user@1000.service", "killed", 1)
+    assert entry.processes[0].pid == kept.pid
