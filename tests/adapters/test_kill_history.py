@@ -72,8 +72,8 @@ def test_the_notice_is_shown_once(kills: Served, tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path)}
     rc, out, err = ctl(kills, "kill-history", "--notice", **env)
     assert rc == 0 and err == ""
-    assert "logoutd: when your session c2 (sshd, pts/3) ended" in out
-    assert "logoutd ended 5 processes:" in out
+    assert "logoutd: your session c2 (sshd, pts/3) ended " in out
+    assert "; these 5 processes were ended with it:" in out
     assert "  python3         pid 4250    ran 2h05m   python3 train.py" in out
     assert "… and 3 more (logoutctl kill-history lists them)" in out
     assert "logoutctl run --scope -- python3 train.py --secret-of-alice" in out  # the oldest
@@ -87,8 +87,8 @@ def test_the_notice_words_a_denied_policy_and_permissive(served: Served, tmp_pat
     served.core.manager.ctx.config = Config(keep_allow_users=("nobody-else",))
     served.run(served.core.manager.kills.add, 0, "root", _entry("c7", mode="permissive"))
     out = ctl(served, "kill-history", "--notice", HOME=str(tmp_path))[1]
-    assert "2 processes kept running that logoutd will end at logout once the administrator " \
-        "turns killing on (KillUserProcesses=permissive):" in out
+    assert "these 2 processes kept running, and will be ended at logout once the " \
+        "administrator turns killing on (KillUserProcesses=permissive):" in out
     assert "You may not keep programs past logout (user root is not in " \
         "KeepAllowUsers=nobody-else" in out
     assert "your administrator decides" in out and "logoutctl run --scope" not in out
@@ -102,7 +102,7 @@ def test_the_switch_is_the_users_file_and_silences_the_notice(kills: Served,
     assert ctl(kills, "login-notice", **env)[1].startswith("Login notice off (")
     assert ctl(kills, "kill-history", "--notice", **env)[1] == ""
     assert ctl(kills, "login-notice", "on", **env)[0] == 0
-    assert "ended 5 processes" in ctl(kills, "kill-history", "--notice", **env)[1]
+    assert "these 5 processes were ended" in ctl(kills, "kill-history", "--notice", **env)[1]
     rc, _, err = ctl(kills, "login-notice", "maybe", **env)
     assert rc != 0 and "Invalid argument 'maybe' for login-notice: on or off." in err
 
@@ -125,5 +125,5 @@ def test_render_escapes_and_names_the_users_own_stop() -> None:
               "keep_allowed": True, "keep_rule": ""}
     text = notice.render(answer, now=160.0)
     assert "\x1b" not in text and "tmux\\x1b]0;x\\a" in text
-    assert "after your last session ended, user@1000.service stopped" in text
+    assert "logoutd: after your last session, user@1000.service stopped " in text
     assert "logoutctl enable-linger" in text

@@ -55,8 +55,8 @@ def test_notice_after_a_killed_job_once_and_never_for_a_command(env, user, pam, 
 
     term = _open(env, sshd, user, daemon)
     text = _notice(term)
-    assert re.search(r"logoutd: when your session \S+ \([^)]+\) ended .*, logoutd "
-                     r"ended 1 process:", text), text
+    assert re.search(r"logoutd: your session \S+ \([^)]+\) ended .*; this process was ended "
+                     r"with it:", text), text
     assert re.search(rf"  sleep +pid {job.pid} +ran \d+s +sleep 4321", text), text
     assert "To keep such a program next time, start it with" in text
     assert "  logoutctl run --scope -- sleep 4321" in text
@@ -82,7 +82,7 @@ def test_notice_after_a_permissive_leftover(env, user, pam, start_daemon, shell)
     assert job.alive()
     term = _open(env, sshd, user, daemon)
     text = _notice(term)
-    assert "1 process kept running that logoutd will end at logout once the administrator " \
+    assert "; this process kept running, and will be ended at logout once the administrator " \
         "turns killing on (KillUserProcesses=permissive):" in text, text
     assert re.search(rf"  sleep +pid {job.pid} +ran \d+s +sleep 4321", text), text
     term.logout()
@@ -97,7 +97,7 @@ def test_denied_policy_switched_off_and_kept_across_a_restart(env, user, pam, st
     daemon.restart()
     term = _open(env, sshd, user, daemon)
     text = _notice(term)
-    assert "logoutd ended 1 process:" in text, text  # the record survived the restart
+    assert "this process was ended with it:" in text, text  # the record survived the restart
     assert f"You may not keep programs past logout (user {user.name} is not in " \
         "KeepAllowUsers=nobody" in text and "logoutctl run --scope" not in text
     assert "Login notice off" in term.run(f"{ctl} login-notice off")
@@ -120,6 +120,6 @@ def test_notice_in_login1_sessions(env, user, systemd_pam, bus, dbus_daemon):
     wait_gone(env, [job], 20, "the job logoutd kills at logout")
     term = _open(env, sshd, user, daemon)
     text = _notice(term)
-    assert "logoutd ended 1 process:" in text, text
+    assert "this process was ended with it:" in text, text
     assert re.search(rf"  sleep +pid {job.pid} +ran \d+s +sleep 4321", text), text
     term.logout()

@@ -69,19 +69,19 @@ def render(answer: Mapping[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     latest = entries[-1]
     permissive = latest["mode"] == "permissive"
-    what = latest["session"] and f"session {latest['session']}"
     where = shown(", ".join(x for x in (latest["service"], latest["tty"]) if x))
+    when = _when(latest["ended_at"], now)
     if latest["session"]:
-        head = f"logoutd: when your {what} ({where}) ended {_when(latest['ended_at'], now)},"
+        head = f"logoutd: your session {latest['session']} ({where}) ended {when};"
     else:
-        head = (f"logoutd: after your last session ended, {where} stopped "
-                f"{_when(latest['ended_at'], now)},")
+        head = f"logoutd: after your last session, {where} stopped {when};"
     n = latest["count"]
+    these = "this process" if n == 1 else f"these {n} processes"
     if permissive:
-        head += (f" {n} process{'es' if n != 1 else ''} kept running that logoutd will end at "
-                 "logout once the administrator turns killing on (KillUserProcesses=permissive):")
+        head += (f" {these} kept running, and will be ended at logout once the administrator "
+                 "turns killing on (KillUserProcesses=permissive):")
     else:
-        head += f" logoutd ended {n} process{'es' if n != 1 else ''}:"
+        head += f" {these} {'was' if n == 1 else 'were'} ended with it:"
     lines = [head, *_process_lines(latest, SHOWN)]
     if len(entries) > 1:
         lines.append(f"  (and {len(entries) - 1} earlier logout{'s' if len(entries) > 2 else ''}: "
