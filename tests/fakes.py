@@ -178,6 +178,9 @@ class FakeProcesses:
                            start_time=1_000.0, tty_nr=proc.tty_nr, sid=proc.sid or proc.pid,
                            sig_ignored=ignored)
 
+    def brief(self, pid: int) -> ProcessInfo | None:
+        return self.describe(pid)
+
     def tty_idle_since(self, tty: str) -> float | None:
         return self.tty_atimes.get(tty) if hasattr(self, "tty_atimes") else None
 
@@ -408,8 +411,7 @@ class FakeSpawner:
 class FakeMetrics:
     """Records what the core tells the metrics, as (event, args) pairs."""
 
-    def __init__(self, counts_processes: bool = True) -> None:
-        self.counts_processes = counts_processes
+    def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
     def of(self, event: str) -> list[tuple[Any, ...]]:
@@ -424,7 +426,7 @@ class FakeMetrics:
     def processes_signalled(self, owner: str, count: int) -> None:
         self.calls.append(("processes_signalled", (owner, count)))
 
-    def stop_timed_out(self, owner: str, killed: int | None) -> None:
+    def stop_timed_out(self, owner: str, killed: int) -> None:
         self.calls.append(("stop_timed_out", (owner, killed)))
 
     def leftovers_recorded(self, programs: Sequence[str]) -> None:

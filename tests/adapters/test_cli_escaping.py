@@ -11,6 +11,7 @@ import pytest
 
 from logoutd.api.client import Client
 from logoutd.cli.ctl import VERBS
+from logoutd.core.killrecords import EndedProcess, KillEntry
 from logoutd.core.leftovers import Leftover
 from tests.adapters.conftest import Served, ctl
 
@@ -34,6 +35,10 @@ def evil(served: Served) -> dict[str, object]:
         pid=4242, ppid=1, proc_uid=1000, comm=f"co{EVIL}", exe="/usr/bin/x",
         cmdline=f"sleep {EVIL}", start_time=1.0, tty=f"pts/{EVIL}", why=(),
     )])
+    for uid, user in ((1000, "alice"), (0, "root")):
+        served.run(served.core.manager.kills.add, uid, user, KillEntry(
+            1.0, str(session["id"]), f"sshd{EVIL}", f"pts/{EVIL}", "killed", 1,
+            (EndedProcess(4242, f"co{EVIL}", f"sleep {EVIL}", 1.0),)))
     return session
 
 
@@ -43,6 +48,7 @@ READ_ONLY = [
     ["show-session", "c1", "-P", "TTY"], ["show-session", "c1", "--value", "-p", "RemoteHost"],
     ["list-users"], ["user-status", "alice"], ["show-user", "alice"], ["list-units"],
     ["leftovers"], ["leftovers", "--session", "c1"], ["show-config"], ["status"],
+    ["kill-history", "alice"], ["login-notice"],
 ]
 CHANGING = [["kill-session", "c1", "--signal", "CONT"], ["kill-user", "alice", "--signal", "CONT"],
             ["terminate-session", "c1"], ["terminate-user", "alice"]]
@@ -60,14 +66,15 @@ def test_the_evil_items_are_stored_as_given(served: Served, evil: dict[str, obje
 def test_every_verb_escapes_control_characters(served: Served, evil: dict[str, object],
                                                nss: None, tty: bool) -> None:
     seen: set[str] = set()
-    for argv in [*READ_ONLY, *CHANGING]:
+    for argv in [*READ_ONLY, ["kill-history", "--notice"], *CHANGING]:
         rc, out, err = ctl(served, *argv, tty=tty)
         assert rc == 0, (argv, err)
         for stream in (out, err):
             bad = RAW.search(stream)
             assert bad is None, f"{argv}: raw {bad.group()!r} in {stream!r}"
         seen.add(argv[0])
-        if argv[0] in ("list-sessions", "session-status", "show-session", "leftovers"):
+        if argv[0] in ("list-sessions", "session-status", "show-session", "leftovers",
+                       "kill-history"):
             assert SHOWN in out, (argv, out)
     # Every verb that shows a session, a user or a record was run.
     assert seen >= {"list-sessions", "session-status", "show-session", "list-users",

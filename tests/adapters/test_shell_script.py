@@ -234,3 +234,33 @@ def test_install_pam_hook_with_profile_script(tmp_path: Path, capsys: pytest.Cap
     assert hook.exists() and f"_logoutd_ctl={ctl}\n" in profile.read_text()
     assert "\n_logoutd_runtime_dir=/srv/run/logoutd\n" in profile.read_text()
     assert f"Installed {profile} (shell integration, runs {ctl})." in capsys.readouterr().out
+
+
+FAKE_GREP = r"""#!/bin/sh
+for a; do [ "$a" = /proc/self/cgroup ] && exit 0; done  # "in a session"
+exec /bin/grep "$@"
+"""
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(("flags", "env", "asked"), [
+    (["-c"], {}, False),  # `ssh host cmd`, scp, rsync: not interactive
+    (["-i", "-c"], {}, True),
+    (["-i", "-c"], {"LOGOUTD_LOGIN_NOTICE": "0"}, False),
+    (["-i", "-c"], {"LOGOUTD_SHELL_INTEGRATION": "0"}, False),
+])
+def test_the_login_notice_is_asked_for_in_interactive_shells_only(
+        shell: str, tmp_path: Path, bin_dir: Path, flags: list[str], env: dict[str, str],
+        asked: bool) -> None:
+    (bin_dir / "grep").write_text(FAKE_GREP)
+    (bin_dir / "grep").chmod(0o755)
+    profile = tmp_path / "profile.sh"
+    profile.write_text(render(bin_dir / "logoutctl", tmp_path / "user"))
+    (tmp_path / "log").write_text("")
+    result = subprocess.run([shell, *flags, f". {profile}; echo AFTER"], timeout=20,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, env={
+                                "PATH": f"{bin_dir}:/usr/bin:/bin", "T": str(tmp_path),
+                                "HOME": str(tmp_path), **env})
+    assert "AFTER" in result.stdout, result
+    log = (tmp_path / "log").read_text().splitlines()
+    assert log == (["KEPT kill-history --notice"] if asked else []), (log, result)

@@ -38,6 +38,8 @@ def test_a_huge_command_line_is_read_only_up_to_the_cap() -> None:
     assert info is not None
     assert info.cmdline.endswith("…") and len(info.cmdline.encode()) <= CMDLINE_MAX + 3
     assert info.cmdline.startswith(f"{sys.executable} -c import time")
+    assert info.argv[:3] == (sys.executable, "-c", "import time; time.sleep(60)")
+    assert sum(len(w) + 1 for w in info.argv) <= CMDLINE_MAX + 1  # the words, as capped
     assert len(info.exe) <= EXE_MAX + 1
 
 
@@ -134,3 +136,25 @@ def test_a_pinned_process_is_signalled_through_its_pidfd() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_brief_agrees_with_describe_from_two_reads() -> None:
+    argv = ("/usr/bin/python3", "-c", "import time; time.sleep(60)", "", "a b")
+    child = subprocess.Popen(argv)
+    try:
+        for _ in range(500):  # until the child has exec'd
+            with open(f"/proc/{child.pid}/cmdline", "rb") as f:
+                if b"time.sleep" in f.read(200):
+                    break
+            time.sleep(0.01)
+        table = ProcessTable()
+        full, brief = table.describe(child.pid), table.brief(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert full is not None and brief is not None
+    assert (brief.comm, brief.cmdline, brief.start_time, brief.ppid, brief.sid) == \
+        (full.comm, full.cmdline, full.start_time, full.ppid, full.sid) == \
+        ("python3", " ".join(a for a in argv if a), full.start_time, os.getpid(), full.sid)
+    assert brief.argv == full.argv == argv
+    assert ProcessTable().brief(child.pid) is None  # gone: None, not an error

@@ -17,9 +17,9 @@ from tests.unit.test_adopt import hook_session
 from tests.unit.test_units import login, with_spawner
 
 
-def metered(config: Config | None = None, *, counts_processes: bool = True) -> tuple[Core, FakeMetrics]:
+def metered(config: Config | None = None) -> tuple[Core, FakeMetrics]:
     core = make_core(config)
-    metrics = FakeMetrics(counts_processes)
+    metrics = FakeMetrics()
     core.ports.metrics = metrics  # the manager's context shares this Ports
     return core, metrics
 
@@ -31,7 +31,7 @@ def open_session(core: Core, uid: int = 1000) -> tuple[Session, FakeProcess]:
 
 def test_the_default_port_counts_nothing() -> None:
     core = make_core()
-    assert isinstance(core.ports.metrics, NoMetrics) and not core.ports.metrics.counts_processes
+    assert isinstance(core.ports.metrics, NoMetrics)
     _, leader = open_session(core)
     core.world.exit(leader.pid)  # every call site runs against the no-op
 
@@ -85,14 +85,14 @@ def test_the_stop_timeout_counts_what_it_killed() -> None:
     assert metrics.of("stop_timed_out") == [("session", 2)]
 
 
-def test_without_counting_a_timeout_is_still_counted() -> None:
-    core, metrics = metered(Config(session_stop_timeout_sec=5), counts_processes=False)
+def test_without_a_detailed_audit_a_timeout_is_still_counted() -> None:
+    core, metrics = metered(Config(session_stop_timeout_sec=5))
     core.ports.audit = FakeAudit(detailed=False)
     _, leader = open_session(core)
     core.world.spawn(cgroup=leader.cgroup, ignores=[signal.SIGTERM, signal.SIGHUP])
     core.world.exit(leader.pid)
     core.clock.advance(5.1)
-    assert metrics.of("stop_timed_out") == [("session", None)]
+    assert metrics.of("stop_timed_out") == [("session", 1)]
 
 
 def test_permissive_counts_leftovers_by_program() -> None:

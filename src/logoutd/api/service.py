@@ -15,8 +15,10 @@ from logoutd import __version__
 from logoutd.api.views import SessionView, UnitView, UserView
 from logoutd.config.model import Config
 from logoutd.config.schema import OPTIONS, render_value
+from logoutd.core.killrecords import entry_view
 from logoutd.core.leftovers import as_dict as leftover_view
 from logoutd.core.manager import Listener, Manager
+from logoutd.core.policy import may_keep
 from logoutd.core.request import SessionRequest
 from logoutd.core.sessions import Session
 from logoutd.core.unit import Unit
@@ -147,6 +149,12 @@ class Service:
             "leftovers": Method(self.leftovers, {"session": Param(str), "uid": Param(int)},
                                 "Processes left in scopes when sessions ended, and why "
                                 "(a user sees only its own; root every user's)."),
+            "kill_history": Method(self.kill_history, {"uid": Param(int),
+                                                       "notice": Param(bool, False)},
+                                   "What the user's last logouts ended (or, permissive, would "
+                                   "have), and whether the user may keep programs; notice: only "
+                                   "what the login notice has not shown, now marked shown (a "
+                                   "user sees only its own; root anyone's)."),
         }
 
     def call(self, caller: Caller, method: str, params: dict[str, Any]) -> Answer:
@@ -435,6 +443,24 @@ class Service:
             uid = caller.uid
         records = self.manager.leftovers.query(session=session, uid=uid)
         return {"leftovers": [leftover_view(r) for r in records]}
+
+    def kill_history(self, caller: Caller, *, uid: int | None, notice: bool) -> dict[str, Any]:
+        """As leftovers: a user sees only its own records (command lines can hold secrets)."""
+        uid = caller.uid if uid is None else uid
+        if uid != caller.uid:
+            if not caller.is_root:
+                raise AccessDenied(f"Access denied: uid {caller.uid} may not see the kill history "
+                                   f"of uid {uid} (command lines can hold secrets); only root may.")
+            if notice:
+                raise InvalidArgument("The login notice is for the caller's own history only.")
+        kills = self.manager.kills
+        entries = kills.take_unshown(uid) if notice else kills.entries(uid)
+        account = self.manager.ports.userdb.by_uid(uid)
+        name = account.name if account is not None else str(uid)
+        groups = self.manager.ports.userdb.group_names(account) if account is not None else ()
+        keep = may_keep(self.manager.config, name, groups)
+        return {"uid": uid, "user": name, "entries": [entry_view(e) for e in entries],
+                "keep_allowed": keep.allowed, "keep_rule": keep.rule}
 
     def status(self, caller: Caller) -> dict[str, Any]:
         return {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ class Invocation:
     words: list[str]
     options: argparse.Namespace
     output: Output
+    env: Mapping[str, str] | None = None  # main()'s environment; None: os.environ
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         return self.client.call(method, **params)

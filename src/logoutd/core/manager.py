@@ -19,6 +19,7 @@ from logoutd.core.cgroupnames import (
 from logoutd.core.context import Context, log
 from logoutd.core.hookrecords import HOOK_KIND, parse_hook_record
 from logoutd.core.ids import Counter
+from logoutd.core.killrecords import KillHistory
 from logoutd.core.leftovers import LeftoverLog
 from logoutd.core.policy import PolicyDecision, may_linger_self
 from logoutd.core.ports import Account, Ports, StoredRecord
@@ -54,7 +55,8 @@ class Manager:
     def __init__(self, ports: Ports, config: Config) -> None:
         self.ports = ports
         self.leftovers = LeftoverLog(ports.store)
-        self.ctx = Context(ports, config, self.leftovers, self._keep_tree)
+        self.kills = KillHistory(ports.store)
+        self.ctx = Context(ports, config, self.leftovers, self._keep_tree, self.kills)
         self.sessions: dict[str, Session] = {}
         self.users: dict[int, User] = {}
         self._by_leader: dict[int, Session] = {}  # release_session looks up by leader pid
@@ -297,6 +299,7 @@ class Manager:
     def restore(self) -> None:
         """Reload saved users and sessions, re-check them against cgroups and processes."""
         self.leftovers.restore()
+        self.kills.restore()
         for record in self.ports.store.load_all("users"):
             self._restore_user(record)
         for record in self.ports.store.load_all("sessions"):

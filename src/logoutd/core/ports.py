@@ -41,6 +41,7 @@ class ProcessInfo:
     tty_nr: int = 0  # field 7 of /proc/PID/stat; 0: no controlling tty
     sid: int = 0  # session id (setsid)
     sig_ignored: int = 0  # SigIgn mask from /proc/PID/status
+    argv: tuple[str, ...] = ()  # the words of cmdline (up to CMDLINE_MAX bytes), empty ones too
 
 
 class ProcessTable(Protocol):
@@ -73,6 +74,11 @@ class ProcessTable(Protocol):
     def describe(self, pid: int) -> ProcessInfo | None:
         """Reads /proc/PID/cmdline, which waits on the process's memory map lock: a user can
         hold that (a page fault on their own FUSE file), so not for the API's paths."""
+        ...
+
+    def brief(self, pid: int) -> ProcessInfo | None:
+        """What a kill record names, from two reads (stat, cmdline): pid, ppid, comm, cmdline,
+        argv, start_time, tty_nr, sid; uid is -1. None if gone. cmdline: as describe's."""
         ...
 
     def owner(self, pid: int) -> int | None:
@@ -265,11 +271,6 @@ class Metrics(Protocol):
     """What the core tells the metrics (`--metrics-listen`): counters only; the live gauges are
     read from the manager at scrape time."""
 
-    @property
-    def counts_processes(self) -> bool:
-        """Whether a stop timeout should count what it kills (that reads every pid)."""
-        ...
-
     def session_new(self, origin: str) -> None:
         """A session started: "api" (create_session) or "hook" (adopted from the PAM hook)."""
         ...
@@ -280,8 +281,8 @@ class Metrics(Protocol):
         """A stop round of a session, user or unit signalled count processes."""
         ...
 
-    def stop_timed_out(self, owner: str, killed: int | None) -> None:
-        """A stop round's deadline found processes left and killed them (count if known)."""
+    def stop_timed_out(self, owner: str, killed: int) -> None:
+        """A stop round's deadline found `killed` processes left and killed them."""
         ...
 
     def leftovers_recorded(self, programs: Sequence[str]) -> None:
@@ -300,8 +301,6 @@ class Metrics(Protocol):
 class NoMetrics:
     """No --metrics-listen: nothing is counted."""
 
-    counts_processes = False
-
     def session_new(self, origin: str) -> None:
         pass
 
@@ -311,7 +310,7 @@ class NoMetrics:
     def processes_signalled(self, owner: str, count: int) -> None:
         pass
 
-    def stop_timed_out(self, owner: str, killed: int | None) -> None:
+    def stop_timed_out(self, owner: str, killed: int) -> None:
         pass
 
     def leftovers_recorded(self, programs: Sequence[str]) -> None:

@@ -12,6 +12,7 @@ from logoutd.core.cgroupnames import session_scope
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
 from logoutd.core.decision import KillDecision, StopAction, shall_kill
+from logoutd.core.killrecords import EndedProcess, KillEntry, ended, summary
 from logoutd.core.leftovers import (
     RECORD_MAX_PER_SESSION,
     Leftover,
@@ -99,7 +100,8 @@ class Session:
         self.timers = Timers(self.ctx.ports.clock)
         self.round = StopRound("session", f"Session {self.id}", self.scope, SESSION_SIGNALS,
                                {"session": self.id, "user": self.user.name}, self.ctx.ports,
-                               self.timers, self._checkpoint, self.gc)
+                               self.timers, self._checkpoint, self.gc,
+                               on_signalled=self._signalled)
 
     @property
     def term_sent(self) -> bool:
@@ -252,6 +254,14 @@ class Session:
     def _kill(self) -> None:
         self.round.start(self.ctx.config.session_stop_timeout_sec)
 
+    def _signalled(self, processes: tuple[EndedProcess, ...], count: int) -> None:
+        self._remember("killed", processes, count)
+
+    def _remember(self, mode: str, processes: tuple[EndedProcess, ...], count: int) -> None:
+        """Keep the kill record for `logoutctl kill-history` and the next login's notice."""
+        self.ctx.remember_kill(self.user.uid, self.user.name, KillEntry(
+            self.ctx.ports.clock.now(), self.id, self.service, self.tty, mode, count, processes))
+
     def _auto_keep(self) -> None:
         """AutoKeep=: move listed executables' process trees to scopes of the user's own."""
         ports, config = self.ctx.ports, self.ctx.config
@@ -280,7 +290,7 @@ class Session:
         assert self.decision is not None
         processes, now = self.ctx.ports.processes, self.ctx.ports.clock.now()
         action = "killed" if self.decision.kill else "kept"
-        records = []
+        records, infos = [], []
         pids = self.ctx.ports.cgroups.pids(self.scope)
         if len(pids) > RECORD_MAX_PER_SESSION:
             log.warning("Session %s: %d processes left; recording the first %d only.",
@@ -289,6 +299,7 @@ class Session:
             info = processes.describe(pid)
             if info is None:
                 continue
+            infos.append(info)
             records.append(Leftover(
                 session=self.id, user=self.user.name, uid=self.user.uid, action=action,
                 recorded_at=now, pid=info.pid, ppid=info.ppid, proc_uid=info.uid, comm=info.comm,
@@ -306,8 +317,11 @@ class Session:
             self.ctx.ports.audit.record("leftover", **as_dict(record))
         if self.decision.action is StopAction.RECORD:
             self.ctx.ports.metrics.leftovers_recorded([r.comm for r in records])
-            log.info("Session %s: %d processes left behind, not killed (permissive); "
-                     "see logoutctl leftovers --session %s.", self.id, len(records), self.id)
+            first = ended(infos)
+            self._remember("permissive", first, len(pids))
+            log.info("Session %s: %d processes left behind, not killed (permissive): %s; "
+                     "see logoutctl leftovers --session %s.", self.id, len(records),
+                     summary(first, len(records), now), self.id)
 
     def kill(self, who: str, signo: int) -> int:
         """Signal the leader or every process; the session is not stopped (logind's KillSession)."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from logoutd.core.killrecords import EndedProcess, describe_first, summary
 from logoutd.core.ports import Ports
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
@@ -49,6 +50,8 @@ class StopRound:
     term_sent: bool = False
     sigkill_at: float | None = None
     sigkill_sent: bool = False
+    # Told which processes the round signalled (the first few) and how many; sessions keep it.
+    on_signalled: Callable[[tuple[EndedProcess, ...], int], None] | None = None
 
     def start(self, timeout: float) -> int:
         """Save the deadline, signal every process, audit the count, arm SIGKILL; once."""
@@ -61,13 +64,18 @@ class StopRound:
             self.sigkill_at = deadline
         self.save()
         cgroups = self.ports.cgroups
+        # Named before the signals: once signalled they exit and /proc forgets them.
+        first = describe_first(self.ports, cgroups.pids(self.cgroup))
         count = cgroups.signal_all(self.cgroup, self.signals)
         names = [s.name for s in self.signals]
         if count:
-            log.info("%s: sent %s to %d processes.", self.label, ", ".join(names), count,
+            log.info("%s: sent %s to %d processes: %s.", self.label, ", ".join(names), count,
+                     summary(first, count, self.ports.clock.now()),
                      extra=fields(**self.audit_fields, signals=names, count=count))
             self.ports.audit.record("signalled", **self.audit_fields, signals=names, count=count)
             self.ports.metrics.processes_signalled(self.kind, count)
+            if self.on_signalled is not None:
+                self.on_signalled(first, count)
         crashpoint(f"{self.kind}.stop.term-sent")
         if cgroups.is_populated(self.cgroup):
             self._arm()
@@ -93,15 +101,14 @@ class StopRound:
         crashpoint(f"{self.kind}.stop.sigkill-timeout")
         cgroups, audit = self.ports.cgroups, self.ports.audit
         if cgroups.is_populated(self.cgroup):
-            # Counting reads every pid: only for the audit log or the metrics, before the kill.
-            counting = audit.detailed or self.ports.metrics.counts_processes
-            left = len(cgroups.pids(self.cgroup)) if counting else None
+            pids = cgroups.pids(self.cgroup)  # before the kill: what it ends, for the log
+            first = describe_first(self.ports, pids)
             cgroups.kill(self.cgroup)
-            log.info("%s: stop timed out, killed what was left (cgroup.kill).", self.label,
-                     extra=fields(**self.audit_fields, signals=["SIGKILL"], count=left))
-            counted = {"count": left} if left is not None else {}
-            audit.record("signalled", **self.audit_fields, signals=["SIGKILL"], **counted)
-            self.ports.metrics.stop_timed_out(self.kind, left)
+            log.info("%s: stop timed out, killed what was left (cgroup.kill): %d processes: %s.",
+                     self.label, len(pids), summary(first, len(pids), self.ports.clock.now()),
+                     extra=fields(**self.audit_fields, signals=["SIGKILL"], count=len(pids)))
+            audit.record("signalled", **self.audit_fields, signals=["SIGKILL"], count=len(pids))
+            self.ports.metrics.stop_timed_out(self.kind, len(pids))
         self.sigkill_sent = True
         self.save()
         self.on_killed()

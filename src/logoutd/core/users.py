@@ -11,6 +11,7 @@ from logoutd.config.values import format_timespan
 from logoutd.core.cgroupnames import user_service, user_slice
 from logoutd.core.checkpoint import checkpoint
 from logoutd.core.context import Context, log
+from logoutd.core.killrecords import EndedProcess, KillEntry
 from logoutd.core.ports import Account
 from logoutd.core.sessions import Session, SessionState, StopCause
 from logoutd.core.stopround import SERVICE_SIGNALS, StopRound
@@ -54,7 +55,14 @@ class User:
         # The whole user@UID.service subtree: every unit of the user, whatever its own state.
         self.round = StopRound("user", f"User {self.name}", self.service, SERVICE_SIGNALS,
                                {"user": self.name}, self.ctx.ports, self.timers,
-                               self._checkpoint, self._try_finalize)
+                               self._checkpoint, self._try_finalize,
+                               on_signalled=self._signalled)
+
+    def _signalled(self, processes: tuple[EndedProcess, ...], count: int) -> None:
+        """The user's units (kept programs) ended with the user: the next login's notice."""
+        self.ctx.remember_kill(self.uid, self.name, KillEntry(
+            self.ctx.ports.clock.now(), "", self.service.rsplit("/", 1)[-1], "", "killed", count,
+            processes))
 
     @property
     def uid(self) -> int:

@@ -87,8 +87,6 @@ class Histogram:
 class DaemonMetrics(Collector):
     """The core's `Metrics` port, and the collector that exposes it with the manager's gauges."""
 
-    counts_processes = True
-
     def __init__(self, sock: socket.socket) -> None:
         self.started: Counter[str] = Counter({origin: 0 for origin in ORIGINS})
         self.stopped: Counter[tuple[str, str]] = Counter(
@@ -127,9 +125,9 @@ class DaemonMetrics(Collector):
     def processes_signalled(self, owner: str, count: int) -> None:
         self.signalled[owner] += count
 
-    def stop_timed_out(self, owner: str, killed: int | None) -> None:
+    def stop_timed_out(self, owner: str, killed: int) -> None:
         self.timeouts[owner] += 1
-        self.sigkilled[owner] += killed or 0
+        self.sigkilled[owner] += killed
 
     def leftovers_recorded(self, programs: Sequence[str]) -> None:
         for program in programs:

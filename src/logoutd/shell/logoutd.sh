@@ -215,3 +215,20 @@ nohup() {  # opt-in: keeping nohup jobs reverses "logout ends what the session s
         _logoutd_exec nohup "$@"
     fi
 }
+
+# At an interactive login, once: what logoutd ended when this user's previous session ended,
+# and how to keep such a program (docs/why-killed.md). Never in `ssh host cmd`, scp or rsync
+# (not interactive); silent when logoutd or logoutctl is missing or slow (2 s at most).
+# `logoutctl login-notice off` turns it off for the user; LOGOUTD_LOGIN_NOTICE=0 for everyone.
+case $- in
+    *i*)
+        if [ "${LOGOUTD_LOGIN_NOTICE:-1}" != 0 ] && _logoutd_in_session; then
+            if [ -n "${LOGOUTCTL-}" ]; then
+                _logoutd_prog=${LOGOUTCTL%%[[:space:]]*}
+                ! _logoutd_runnable "$_logoutd_prog" ||
+                    eval "$LOGOUTCTL kill-history --notice" </dev/null 2>/dev/null
+            elif _logoutd_runnable "$_logoutd_ctl"; then
+                "$_logoutd_ctl" kill-history --notice </dev/null 2>/dev/null
+            fi
+        fi ;;
+esac

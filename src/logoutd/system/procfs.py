@@ -144,6 +144,8 @@ class ProcessTable:
         ignored = next((int(line.split()[1], 16) for line in status.splitlines()
                         if line.startswith("SigIgn:")), 0)
         cmdline = " ".join(a.decode(errors="replace") for a in raw[:CMDLINE_MAX].split(b"\0") if a)
+        words = raw[:CMDLINE_MAX].removesuffix(b"\0")
+        argv = tuple(a.decode(errors="replace") for a in words.split(b"\0")) if words else ()
         if len(raw) > CMDLINE_MAX:
             cmdline += "…"
         if len(exe) > EXE_MAX:
@@ -151,7 +153,27 @@ class ProcessTable:
         return ProcessInfo(
             pid=pid, ppid=int(stat[1]), uid=uid, comm=comm, cmdline=cmdline, exe=exe,
             start_time=self._boot_time() + int(stat[19]) / os.sysconf("SC_CLK_TCK"),
-            tty_nr=int(stat[4]), sid=int(stat[3]), sig_ignored=ignored,
+            tty_nr=int(stat[4]), sid=int(stat[3]), sig_ignored=ignored, argv=argv,
+        )
+
+    def brief(self, pid: int) -> ProcessInfo | None:
+        base = self._proc / str(pid)
+        try:
+            data = (base / "stat").read_bytes()
+            with open(base / "cmdline", "rb") as f:
+                raw = f.read(CMDLINE_MAX + 1)
+        except OSError:
+            return None
+        close = data.rindex(b")")
+        comm = data[data.index(b"(") + 1 : close].decode(errors="replace")
+        stat = data[close + 2 :].decode().split()
+        words = raw[:CMDLINE_MAX].removesuffix(b"\0")
+        argv = tuple(a.decode(errors="replace") for a in words.split(b"\0")) if words else ()
+        cmdline = " ".join(a for a in argv if a) + ("…" if len(raw) > CMDLINE_MAX else "")
+        return ProcessInfo(
+            pid=pid, ppid=int(stat[1]), uid=-1, comm=comm, cmdline=cmdline,
+            start_time=self._boot_time() + int(stat[19]) / os.sysconf("SC_CLK_TCK"),
+            tty_nr=int(stat[4]), sid=int(stat[3]), argv=argv,
         )
 
     def _boot_time(self) -> float:

@@ -52,7 +52,7 @@ class StateStore:
     def __init__(self, runtime_dir: Path, state_dir: Path) -> None:
         self.runtime_dir = runtime_dir
         self.state_dir = state_dir
-        for kind in ("sessions", "users", "units", HOOK_KIND):
+        for kind in ("sessions", "users", "units", "kills", HOOK_KIND):
             (runtime_dir / kind).mkdir(parents=True, exist_ok=True, mode=0o700)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         self._line_counts: dict[str, int] = {}

@@ -19,6 +19,7 @@ from logoutd.api.client import Client, choose_socket
 from logoutd.cli import properties, resolve
 from logoutd.cli.ctl import (
     check_config,
+    kill_history,
     kill_session,
     kill_user,
     leftovers,
@@ -55,6 +56,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     list_users.VERB, user_status.VERB, show_user.VERB, terminate_user.VERB, kill_user.VERB,
     linger.ENABLE, linger.DISABLE,
     run.VERB, list_units.VERB, stop_unit.VERB, leftovers.VERB,
+    kill_history.VERB, kill_history.SWITCH,
     show_config.VERB, reload.VERB, check_config.VERB, status.VERB,
 )}  # fmt: skip
 DEFAULT_VERB = "list-sessions"
@@ -78,6 +80,7 @@ Options:
                          "help" lists them
      --session=ID        leftovers: only this session's
      --user=USER         leftovers: only this user's (name or uid)
+     --notice            kill-history: the login notice (only what it has not shown; once)
 """
 
 
@@ -107,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-s", "--signal", default="SIGTERM")
     parser.add_argument("--session")
     parser.add_argument("--user")
+    parser.add_argument("--notice", action="store_true")
     parser.add_argument("words", nargs="*")
     return parser
 
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
                         colour=wants_colour(out, env),
                         width=None if options.full else terminal_width(out, env), err=err)
         with Client(choose_socket(options.socket, env)) as client:
-            return verb.run(Invocation(client, words, options, output))
+            return verb.run(Invocation(client, words, options, output, env))
     except LogoutdError as e:
         message = shown(e.message)
         if wants_colour(err, env):
