@@ -243,19 +243,24 @@ exec /bin/grep "$@"
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-@pytest.mark.parametrize(("flags", "env", "asked"), [
-    (["-c"], {}, False),  # `ssh host cmd`, scp, rsync: not interactive
-    (["-i", "-c"], {}, True),
-    (["-i", "-c"], {"LOGOUTD_LOGIN_NOTICE": "0"}, False),
-    (["-i", "-c"], {"LOGOUTD_SHELL_INTEGRATION": "0"}, False),
+@pytest.mark.parametrize(("flags", "env", "flagged", "asked"), [
+    (["-c"], {}, True, False),  # `ssh host cmd`, scp, rsync: not interactive
+    (["-i", "-c"], {}, True, True),
+    (["-i", "-c"], {}, False, False),  # nothing unshown: no Python start at all
+    (["-i", "-c"], {"LOGOUTD_LOGIN_NOTICE": "0"}, True, False),
+    (["-i", "-c"], {"LOGOUTD_SHELL_INTEGRATION": "0"}, True, False),
 ])
 def test_the_login_notice_is_asked_for_in_interactive_shells_only(
         shell: str, tmp_path: Path, bin_dir: Path, flags: list[str], env: dict[str, str],
-        asked: bool) -> None:
+        flagged: bool, asked: bool) -> None:
     (bin_dir / "grep").write_text(FAKE_GREP)
     (bin_dir / "grep").chmod(0o755)
+    runtime_dir = tmp_path / "logoutd"
+    (runtime_dir / "notice").mkdir(parents=True)
+    if flagged:  # the daemon's flag: an entry the notice has not shown yet
+        (runtime_dir / "notice" / f"{os.getuid()}.json").write_text("{}\n")
     profile = tmp_path / "profile.sh"
-    profile.write_text(render(bin_dir / "logoutctl", tmp_path / "user"))
+    profile.write_text(render(bin_dir / "logoutctl", tmp_path / "user", runtime_dir))
     (tmp_path / "log").write_text("")
     result = subprocess.run([shell, *flags, f". {profile}; echo AFTER"], timeout=20,
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, env={

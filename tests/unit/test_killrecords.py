@@ -175,3 +175,22 @@ def test_kept_programs_ended_with_the_user_are_recorded_too() -> None:
     assert (entry.session, entry.service, entry.mode, entry.count) == \
         ("", "user@1000.service", "killed", 1)
     assert entry.processes[0].pid == kept.pid
+
+
+def test_the_notice_flag_exists_while_an_entry_is_unshown() -> None:
+    store = FakeStore()
+    history = KillHistory(store)
+    history.add(1000, "alice", _entry(1))
+    history.add(1000, "alice", _entry(2))
+    assert ("notice", "1000") in store.data
+    assert store.writes.count(("notice", "1000")) == 1  # once, not per entry
+    assert len(history.take_unshown(1000)) == 2
+    assert ("notice", "1000") not in store.data
+    restored = KillHistory(store)
+    restored.restore()
+    assert ("notice", "1000") not in store.data
+    history.add(1000, "alice", _entry(3))
+    restored = KillHistory(store)
+    store.data.pop(("notice", "1000"))  # a restart finds the history but lost the flag
+    restored.restore()
+    assert ("notice", "1000") in store.data

@@ -72,7 +72,8 @@ def test_logout_writes_the_session_state_once_per_step() -> None:
     core.store.writes.clear()
     core.world.exit(leader.pid)
     # and the kill record, once (the next login's notice)
-    assert core.store.writes == [("sessions", session.id)] * 2 + [("kills", "1000")]
+    assert core.store.writes == [("sessions", session.id)] * 2 + [("notice", "1000"),
+                                                                  ("kills", "1000")]
     saved = core.store.data[("sessions", session.id)]
     assert saved["term_sent"] and saved["sigkill_at"] == core.clock.now() + 5
     assert saved["action"] == "kill"
@@ -98,7 +99,7 @@ def test_forced_stop_after_unforced_one_writes_once() -> None:
     core.world.exit(leader.pid)
     core.store.writes.clear()
     core.manager.terminate_session(session)
-    assert core.store.writes == [("sessions", session.id), ("kills", "1000")]
+    assert core.store.writes == [("sessions", session.id), ("notice", "1000"), ("kills", "1000")]
     saved = core.store.data[("sessions", session.id)]
     assert saved["action"] == "kill" and saved["term_sent"]
 

@@ -26,6 +26,7 @@ CMDLINE_KEPT = 256
 COMM_KEPT = 16  # the kernel's TASK_COMM_LEN
 LOGGED = 20  # processes named in the info line
 KIND = "kills"  # the state store's kind: one record per uid
+NOTICE_KIND = "notice"  # a flag per user with an entry the login notice has not shown
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,11 @@ class KillHistory:
             self._by_uid[uid] = entries
             self._views[uid] = [entry_view(e) for e in entries]
             self._names[uid] = str(record.get("user", ""))
+            self._flag(uid, any(not e.shown for e in entries))
 
     def add(self, uid: int, user: str, entry: KillEntry) -> None:
+        if all(e.shown for e in self._by_uid.get(uid, [])):
+            self._flag(uid, True)
         self._by_uid[uid] = [*self._by_uid.get(uid, []), entry][-ENTRIES_KEPT:]
         self._views[uid] = [*self._views.get(uid, []), entry_view(entry)][-ENTRIES_KEPT:]
         self._names[uid] = user
@@ -163,7 +167,19 @@ class KillHistory:
             for view in self._views[uid]:
                 view["shown"] = True
             self._save(uid)
+            self._flag(uid, False)
         return fresh
+
+    def _flag(self, uid: int, unshown: bool) -> None:
+        """RUNTIME_DIR/notice/UID.json exists while the user has an entry not shown yet: the
+        profile script tests for it before it starts logoutctl (a Python start per login)."""
+        try:
+            if unshown:
+                self._store.save(NOTICE_KIND, str(uid), {"uid": uid})
+            else:
+                self._store.remove(NOTICE_KIND, str(uid))
+        except LogoutdError as e:
+            log.error("Cannot flag the login notice of uid %d (%s).", uid, e.message)
 
     def _save(self, uid: int) -> None:
         record = {"uid": uid, "user": self._names.get(uid, ""),

@@ -220,9 +220,12 @@ nohup() {  # opt-in: keeping nohup jobs reverses "logout ends what the session s
 # and how to keep such a program (docs/why-killed.md). Never in `ssh host cmd`, scp or rsync
 # (not interactive); silent when logoutd or logoutctl is missing or slow (2 s at most).
 # `logoutctl login-notice off` turns it off for the user; LOGOUTD_LOGIN_NOTICE=0 for everyone.
+# logoutctl (a Python start) only runs while the daemon flags a notice not shown yet.
 case $- in
     *i*)
-        if [ "${LOGOUTD_LOGIN_NOTICE:-1}" != 0 ] && _logoutd_in_session; then
+        if [ "${LOGOUTD_LOGIN_NOTICE:-1}" != 0 ] &&
+            [ -e "$_logoutd_runtime_dir/notice/${UID:-$(id -u)}.json" ] &&
+            _logoutd_in_session; then
             if [ -n "${LOGOUTCTL-}" ]; then
                 _logoutd_prog=${LOGOUTCTL%%[[:space:]]*}
                 ! _logoutd_runnable "$_logoutd_prog" ||

@@ -54,6 +54,9 @@ class StateStore:
         self.state_dir = state_dir
         for kind in ("sessions", "users", "units", "kills", HOOK_KIND):
             (runtime_dir / kind).mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Users test for their own notice/UID.json by name; nobody lists who has one.
+        (runtime_dir / "notice").mkdir(exist_ok=True, mode=0o711)
+        (runtime_dir / "notice").chmod(0o711)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         self._line_counts: dict[str, int] = {}
 
