@@ -48,7 +48,7 @@ READ_ONLY = [
     ["show-session", "c1", "-P", "TTY"], ["show-session", "c1", "--value", "-p", "RemoteHost"],
     ["list-users"], ["user-status", "alice"], ["show-user", "alice"], ["list-units"],
     ["leftovers"], ["leftovers", "--session", "c1"], ["show-config"], ["status"],
-    ["kill-history", "alice"], ["login-notice"],
+    ["kill-history", "alice"], ["login-notice"], ["why-killed"],
 ]
 CHANGING = [["kill-session", "c1", "--signal", "CONT"], ["kill-user", "alice", "--signal", "CONT"],
             ["terminate-session", "c1"], ["terminate-user", "alice"]]

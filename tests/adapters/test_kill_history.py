@@ -77,7 +77,9 @@ def test_the_notice_is_shown_once(kills: Served, tmp_path: Path) -> None:
     assert "  python3         pid 4250    ran 2h05m   python3 train.py" in out
     assert "… and 3 more (logoutctl kill-history lists them)" in out
     assert "logoutctl run --scope -- python3 train.py --secret-of-alice" in out  # the oldest
-    assert "docs/why-killed.md" in out
+    assert "logoutctl why-killed" in out
+    rc, page, _ = ctl(kills, "why-killed")
+    assert rc == 0 and page.startswith("# My program was killed when I logged out")
     assert ctl(kills, "kill-history", "--notice", **env)[1] == ""  # once
     rows = json.loads(ctl(kills, "--json", "kill-history")[1])["kill_history"]["entries"]
     assert rows[0]["shown"] is True  # the history keeps it, marked

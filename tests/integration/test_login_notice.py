@@ -60,7 +60,7 @@ def test_notice_after_a_killed_job_once_and_never_for_a_command(env, user, pam, 
     assert re.search(rf"  sleep +pid {job.pid} +ran \d+s +sleep 4321", text), text
     assert "To keep such a program next time, start it with" in text
     assert "  logoutctl run --scope -- sleep 4321" in text
-    assert "docs/why-killed.md" in text and "logoutctl login-notice off" in text
+    assert "logoutctl why-killed" in text and "logoutctl login-notice off" in text
     assert term.logout() == 0, term.seen
 
     again = _open(env, sshd, user, daemon)  # shown once

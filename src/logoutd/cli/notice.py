@@ -16,7 +16,7 @@ from logoutd.cli.output import shown
 from logoutd.core.killrecords import format_duration
 
 SHOWN = 3  # process lines in the notice; `logoutctl kill-history` lists the rest
-DOC = "docs/why-killed.md"
+DOC = "logoutctl why-killed"  # prints docs/why-killed.md, shipped in the package
 SHELLS = frozenset({"bash", "sh", "dash", "zsh", "ksh", "mksh", "fish", "tcsh", "csh", "sshd",
                     "sshd-session", "login", "su", "sudo"})
 
@@ -96,7 +96,7 @@ def render(answer: Mapping[str, Any], now: float | None = None) -> str:
     else:
         lines.append(f"You may not keep programs past logout ({answer['keep_rule']}); your "
                      "administrator decides (KeepAllowUsers=, KeepAllowGroups=, KillExcludeUsers=).")
-    lines.append(f"Why, and how to keep programs: {DOC} in logoutd's documentation. "
+    lines.append(f"Why, and how to keep programs: {DOC}. "
                  "Turn this notice off: logoutctl login-notice off")
     return "\n".join(lines) + "\n"
 

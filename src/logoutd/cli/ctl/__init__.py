@@ -56,7 +56,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     list_users.VERB, user_status.VERB, show_user.VERB, terminate_user.VERB, kill_user.VERB,
     linger.ENABLE, linger.DISABLE,
     run.VERB, list_units.VERB, stop_unit.VERB, leftovers.VERB,
-    kill_history.VERB, kill_history.SWITCH,
+    kill_history.VERB, kill_history.SWITCH, kill_history.WHY,
     show_config.VERB, reload.VERB, check_config.VERB, status.VERB,
 )}  # fmt: skip
 DEFAULT_VERB = "list-sessions"

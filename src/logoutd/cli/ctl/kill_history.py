@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from logoutd.cli import notice, resolve
 from logoutd.cli.output import shown
@@ -13,6 +14,7 @@ from logoutd.cli.verb import Invocation, Verb
 from logoutd.core.killrecords import format_duration
 from logoutd.errors import InvalidArgument, LogoutdError
 
+WHY_KILLED = Path(__file__).parents[2] / "docs" / "why-killed.md"
 NOTICE_TIMEOUT = 2.0  # seconds the login waits for the daemon, at most, to connect and to answer
 
 
@@ -63,6 +65,12 @@ def _notice(inv: Invocation, params: dict[str, object]) -> int:
     return 0
 
 
+def why_killed(inv: Invocation) -> int:
+    """The user's page (docs/why-killed.md): why a program died at logout, how to keep one."""
+    inv.output.out.write(WHY_KILLED.read_text())
+    return 0
+
+
 def switch(inv: Invocation) -> int:
     env = inv.env if inv.env is not None else os.environ
     word = inv.words[0] if inv.words else ""
@@ -88,3 +96,5 @@ VERB = Verb("kill-history", run, "What your last logouts ended, and how to keep 
             "the login's notice, once)", "[USER]", max_words=1, group="Process")
 SWITCH = Verb("login-notice", switch, "Show, or switch on or off, the notice at your next login",
               "[on|off]", max_words=1, group="Process")
+WHY = Verb("why-killed", why_killed, "Why programs end at logout, and how to keep one (a page)",
+           max_words=0, group="Process")
