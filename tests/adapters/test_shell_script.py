@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,13 @@ def test_the_login_notice_is_asked_for_in_interactive_shells_only(
     assert "AFTER" in result.stdout, result
     log = (tmp_path / "log").read_text().splitlines()
     assert log == (["KEPT kill-history --notice"] if asked else []), (log, result)
+
+
+def test_the_default_logoutctl_is_the_wrapper_every_user_can_run(tmp_path: Path) -> None:
+    from logoutd.shell import default_logoutctl
+
+    wrapper = tmp_path / "logoutctl"
+    assert default_logoutctl(wrapper) == Path(sys.executable).parent / "logoutctl"  # none yet
+    wrapper.write_text("#!/bin/sh\n")
+    wrapper.chmod(0o755)
+    assert default_logoutctl(wrapper) == wrapper

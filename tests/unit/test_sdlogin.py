@@ -200,11 +200,17 @@ def test_settings_and_detection(tmp_path: Path, caplog: pytest.LogCaptureFixture
         parse_sd_login_files("sometimes")
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "comm").write_text("init\n")
-    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "ns").mkdir(parents=True)
+    (tmp_path / "self" / "ns" / "pid").symlink_to("pid:[4026531836]")
     booted = tmp_path / "run-systemd-system"
     assert other_login_manager(tmp_path, booted) is None
-    (tmp_path / "77").mkdir()
+    (tmp_path / "76" / "ns").mkdir(parents=True)  # a container's logind: its own pid namespace
+    (tmp_path / "76" / "comm").write_text("systemd-logind\n")
+    (tmp_path / "76" / "ns" / "pid").symlink_to("pid:[4026532999]")
+    assert other_login_manager(tmp_path, booted) is None
+    (tmp_path / "77" / "ns").mkdir(parents=True)
     (tmp_path / "77" / "comm").write_text("elogind-daemon\n")
+    (tmp_path / "77" / "ns" / "pid").symlink_to("pid:[4026531836]")
     assert other_login_manager(tmp_path, booted) == "elogind-daemon (pid 77)"
     booted.mkdir()
     assert other_login_manager(tmp_path, booted) == f"systemd ({booted} exists)"

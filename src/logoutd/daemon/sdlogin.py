@@ -120,6 +120,7 @@ def other_login_manager(proc: Path = Path("/proc"),
     (D-Bus starts its logind on demand), else None."""
     if booted.is_dir():
         return f"systemd ({booted} exists)"
+    ours = _pid_namespace(proc / "self")
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -127,9 +128,17 @@ def other_login_manager(proc: Path = Path("/proc"),
             comm = (entry / "comm").read_text().strip()
         except OSError:
             continue  # exited meanwhile, or not ours to read
-        if comm in LOGIN_MANAGERS:
+        # One in a container's own pid namespace manages the container, not this machine.
+        if comm in LOGIN_MANAGERS and _pid_namespace(entry) == ours:
             return f"{comm} (pid {entry.name})"
     return None
+
+
+def _pid_namespace(process: Path) -> str | None:
+    try:
+        return os.readlink(process / "ns" / "pid")
+    except OSError:
+        return None
 
 
 def export_wanted(setting: SdLoginFiles, other: Callable[[], str | None]) -> bool:

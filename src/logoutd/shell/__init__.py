@@ -22,8 +22,11 @@ def shell_keep(config: Config) -> str:
     return " ".join(name for name, on in wanted if on) + "\n"
 
 
-def default_logoutctl() -> Path:
-    """The logoutctl installed beside the Python running this (a venv's bin/), unresolved."""
+def default_logoutctl(wrapper: Path = Path("/usr/local/bin/logoutctl")) -> Path:
+    """`logoutd install-logoutctl`'s wrapper when it is there (every user can run it), else the
+    logoutctl installed beside the Python running this (a venv's bin/), unresolved."""
+    if wrapper.is_file() and os.access(wrapper, os.X_OK):
+        return wrapper
     return Path(sys.executable).parent / "logoutctl"
 
 
