@@ -26,6 +26,7 @@ from logoutd.api.service import Caller, Service
 from logoutd.core.sessions import Session
 from logoutd.core.unit import Unit
 from logoutd.core.users import User
+from logoutd.daemon.logs import RATELIMIT
 from logoutd.userbus.codec import decode, encode
 from logoutd.userbus.systemd1 import Peer, Systemd1
 from logoutd.userbus.wire import ProtocolViolation, authenticate, read_message
@@ -161,7 +162,7 @@ class Endpoint:
         writer.write(encode(msg))
         if writer.transport.get_write_buffer_size() > MAX_UNSENT:
             log.warning("User %s: dropping a systemd1 client that does not read its replies.",
-                        self.name)
+                        self.name, extra=RATELIMIT)
             writer.close()
 
     async def _accepted(self, reader: asyncio.StreamReader,
@@ -175,7 +176,7 @@ class Endpoint:
             pass
         except (ProtocolViolation, TimeoutError) as e:
             log.info("User %s: dropped a systemd1 client: %s.", self.name,
-                     str(e) or "too slow")
+                     str(e) or "too slow", extra=RATELIMIT)
         except Exception:
             log.exception("User %s: systemd1 client failed", self.name)
         finally:
@@ -187,11 +188,11 @@ class Endpoint:
         pid, uid, _ = peer_credentials(writer.get_extra_info("socket"))
         if uid not in (self.uid, 0):
             log.warning("User %s: refused a systemd1 client of uid %d (pid %d).", self.name, uid,
-                        pid)
+                        pid, extra=RATELIMIT)
             return
         if len(self.connections) >= MAX_CONNECTIONS:
             log.warning("User %s: refused a systemd1 client: %d connections already.",
-                        self.name, MAX_CONNECTIONS)
+                        self.name, MAX_CONNECTIONS, extra=RATELIMIT)
             return
         self.connections[writer] = itertools.count(1)
         async with asyncio.timeout(AUTH_DEADLINE):
