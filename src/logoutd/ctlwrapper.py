@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import logoutd
@@ -47,6 +48,20 @@ def install(dest: Path = DEFAULT_DEST, python: str = SYSTEM_PYTHON) -> Path:
     return parent
 
 
+def link_daemon(dest: Path, script: Path) -> str:
+    """`logoutd` beside the wrapper, for root (service files name /usr/local/bin/logoutd): a
+    symlink to this install's console script, unless a `logoutd` of another install is there."""
+    if dest.exists() and not dest.is_symlink():
+        return f"{dest} exists (another install): left as it is"
+    if not script.is_file():
+        return f"no {script} to link {dest} to"
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(script)
+    os.replace(tmp, dest)
+    return f"{dest} -> {script} (for root: --check-config, the service files)"
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="logoutd install-logoutctl")
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST,
@@ -56,6 +71,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     parent = install(args.dest, args.python)
     print(f"{args.dest}: logoutctl for every user ({args.python} -IS, package in {parent})")
+    print(link_daemon(args.dest.with_name("logoutd"), Path(sys.executable).parent / "logoutd"))
     for problem in problems(parent):
         print(f"logoutd install-logoutctl: warning: {problem}: only root can run {args.dest}.")
     return 0

@@ -54,3 +54,15 @@ def test_uninstall_removes_every_destination_the_install_steps_name() -> None:
     missing = sorted(d for d in destinations
                      if not re.search(rf"{re.escape(d)}(?![\w.-])", uninstall))
     assert not missing, missing
+
+
+def test_the_daemon_link_never_replaces_another_install(tmp_path: Path) -> None:
+    script = tmp_path / "venv-bin-logoutd"
+    script.write_text("#!/bin/sh\n")
+    dest = tmp_path / "logoutd"
+    assert "->" in ctlwrapper.link_daemon(dest, script) and dest.resolve() == script
+    assert "->" in ctlwrapper.link_daemon(dest, script)  # again: replaced, still a link
+    dest.unlink()
+    dest.write_text("#!/usr/bin/python3\n")  # pip's console script
+    assert "left as it is" in ctlwrapper.link_daemon(dest, script)
+    assert dest.read_text() == "#!/usr/bin/python3\n"
