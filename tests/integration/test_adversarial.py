@@ -138,6 +138,10 @@ def test_adversarial_session_leaves_zero_survivors(env, user, pam, daemon, case)
     session = daemon.wait_session(user.name)
     assert_in_scope(env, session, procs.values())
     before = pids_of_real_uid(user.uid)
+    deadline = time.monotonic() + 30  # a loaded machine (load 70 seen) forks slowly
+    while "storm" in CASES[case] and len(before) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        before = pids_of_real_uid(user.uid)
     if "storm" in CASES[case]:
         assert len(before) >= 10, f"the fork storm is not storming: {before}"
     scope = env.scope_dir(session["scope"])

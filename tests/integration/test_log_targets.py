@@ -9,6 +9,7 @@ import re
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,23 +27,35 @@ STDERR_LINE = re.compile(
 
 
 class Receiver:
-    """A private log socket (AF_UNIX datagrams), as journald's or syslogd's."""
+    """A private log socket (AF_UNIX datagrams), read all the time by a thread, as journald or
+    syslogd read theirs: a socket read only now and then holds 10 datagrams (max_dgram_qlen),
+    and the daemon's next line then goes to stderr (its fallback), as it should."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.1)
         self.datagrams: list[bytes] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
 
-    def drain(self) -> list[bytes]:
-        while True:
+    def _read(self) -> None:
+        while not self._closed.is_set():
             try:
                 self.datagrams.append(self.sock.recv(1 << 20))
-            except BlockingIOError:
-                return self.datagrams
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def drain(self) -> list[bytes]:
+        return list(self.datagrams)
 
     def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
         self.sock.close()
         self.path.unlink(missing_ok=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Iterator
 
@@ -127,3 +128,23 @@ def test_asyncio_errors_go_through_the_limit(world) -> None:  # type: ignore[no-
     assert errors == ["asyncio ERROR socket.accept() out of system resource",
                       "asyncio ERROR Exception in callback _SelectorTransport._add_reader(0, <x>)"]
     assert capture.tracebacks == 2
+
+
+def test_a_vanished_clients_unretrieved_error_is_no_daemon_error(world) -> None:  # type: ignore[no-untyped-def]
+    """A stream's closed future holding EPIPE, collected unretrieved: asyncio reports it, the
+    daemon logs it at debug only (a peer hung up while answered); other such futures still
+    are errors."""
+    _, capture, _, _ = world
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(loop_exception_handler)
+    try:
+        for exc in (BrokenPipeError(32, "Broken pipe"), ValueError("a bug")):
+            future = loop.create_future()
+            future.set_exception(exc)
+            del future
+            gc.collect()
+    finally:
+        loop.close()
+    errors = [line for line in capture.lines if " ERROR " in line]
+    assert errors == ["asyncio ERROR Future exception was never retrieved"]
+    assert capture.tracebacks == 1

@@ -312,5 +312,10 @@ def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, A
     # the first parenthesis or angle bracket, the rest (fds, reprs) differs every time.
     cut = min((i for i in (message.find("("), message.find("<")) if i >= 0), default=len(message))
     exc = context.get("exception")
+    if isinstance(exc, ConnectionError) and "never retrieved" in message:
+        # A stream's "closed" future holding the error of a peer that went away (EPIPE while
+        # answering a client that hung up), found by the garbage collector: not a daemon error.
+        _asyncio_log.debug("A client connection ended with %s.", type(exc).__name__)
+        return
     _asyncio_log.error(message[:cut].replace("%", "%%") + "%s", message[cut:], extra=RATELIMIT,
                        exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None)
