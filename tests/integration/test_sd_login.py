@@ -113,17 +113,10 @@ def unpacked_libelogind(env: Env) -> Path:
 
 
 @pytest.mark.parametrize("via", ["hook", "pam_systemd"])
-def test_sd_login_answers_from_inside_an_ssh_login(slice_env, via):
-    """Through the PAM hook, and through stock pam_systemd.so and `logoutd --dbus`."""
-    env = slice_env
-    bus = env.bus() if via == "pam_systemd" else None
-    daemon = env.daemon(EXPORT, dbus=bus)
-    user = env.user()
-    pam = env.pam(hook=bus is None, systemd=bus is not None)
-    answers = values(run_probe(env, pam, user, daemon.sd_login_dir, bus=bus))
-    sid = answers["sd_pid_get_session"]
-    assert isinstance(sid, str) and not sid.startswith("-"), answers
-    assert answers == {
+
+def logged_in(sid: str, user, pam) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """What every sd-login call answers for a process of `user`'s one active session `sid`."""
+    return {
         "sd_pid_get_session": sid,
         "sd_pid_get_owner_uid": user.uid,
         "sd_pid_get_unit": f"session-{sid}.scope",
@@ -137,6 +130,18 @@ def test_sd_login_answers_from_inside_an_ssh_login(slice_env, via):
         "sd_get_sessions": [sid],
         "sd_get_uids": [user.uid],
     }
+
+def test_sd_login_answers_from_inside_an_ssh_login(slice_env, via):
+    """Through the PAM hook, and through stock pam_systemd.so and `logoutd --dbus`."""
+    env = slice_env
+    bus = env.bus() if via == "pam_systemd" else None
+    daemon = env.daemon(EXPORT, dbus=bus)
+    user = env.user()
+    pam = env.pam(hook=bus is None, systemd=bus is not None)
+    answers = values(run_probe(env, pam, user, daemon.sd_login_dir, bus=bus))
+    sid = answers["sd_pid_get_session"]
+    assert isinstance(sid, str) and not sid.startswith("-"), answers
+    assert answers == logged_in(sid, user, pam)
     # At logout the session's file goes, and the user's with the user (UserStopDelaySec=0).
     files = daemon.sd_login_dir
     wait_for(lambda: not any((files / "sessions").iterdir())
@@ -245,20 +250,7 @@ def test_the_default_root_layout_in_a_cgroup_namespace(env):
     sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
     wait_for((daemon.sd_login_dir / "sessions" / sid).exists, 10, "the session's file")
     answers = probe_in_cgroup_namespace(env, daemon, user, sid)
-    assert answers == {
-        "sd_pid_get_session": sid,
-        "sd_pid_get_owner_uid": user.uid,
-        "sd_pid_get_unit": f"session-{sid}.scope",
-        "sd_session_get_state": "active",
-        "sd_session_is_active": True,
-        "sd_session_get_uid": user.uid,
-        "sd_session_get_type": "tty",
-        "sd_session_get_class": "user",
-        "sd_session_get_service": pam.name,
-        "sd_uid_get_state": "active",
-        "sd_get_sessions": [sid],
-        "sd_get_uids": [user.uid],
-    }
+    assert answers == logged_in(sid, user, pam)
 
 
 def test_libelogind_takes_the_first_path_component_for_the_session(env, libelogind_env):
