@@ -112,8 +112,6 @@ def unpacked_libelogind(env: Env) -> Path:
     return found[0]
 
 
-@pytest.mark.parametrize("via", ["hook", "pam_systemd"])
-
 def logged_in(sid: str, user, pam) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """What every sd-login call answers for a process of `user`'s one active session `sid`."""
     return {
@@ -131,6 +129,8 @@ def logged_in(sid: str, user, pam) -> dict[str, object]:  # type: ignore[no-unty
         "sd_get_uids": [user.uid],
     }
 
+
+@pytest.mark.parametrize("via", ["hook", "pam_systemd"])
 def test_sd_login_answers_from_inside_an_ssh_login(slice_env, via):
     """Through the PAM hook, and through stock pam_systemd.so and `logoutd --dbus`."""
     env = slice_env
