@@ -38,6 +38,12 @@ def install_hook(dest: Path = DEFAULT_DEST, python: str = SYSTEM_PYTHON) -> None
     _write(dest, f"#!{python} -IS\n{body}", 0o755)  # one shebang argument: -IS
 
 
+def pam_line(hook: Path | str, close: bool = False) -> str:
+    """The PAM line that runs the hook: at session open only unless close (then at both)."""
+    when = "" if close else "type=open_session "
+    return f"session optional pam_exec.so quiet seteuid {when}{hook}"
+
+
 def _write(path: Path, text: str, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -61,6 +67,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runtime-dir", type=Path, default=DEFAULT_RUNTIME_DIR,
                         help="the daemon's --runtime-dir, where the shell integration reads "
                              "KeepTmux=/KeepScreen=/KeepNohup= (default /run/logoutd)")
+    parser.add_argument("--close", action="store_true",
+                        help="print the PAM line that also runs the hook at session close "
+                             "(the session is closing from then on, and stops "
+                             "ReleaseTimeoutSec= later if its leader lives); the default line "
+                             "runs it at open only: the leader's exit ends the session")
     args = parser.parse_args(argv)
     if args.profile_script is None and args.logoutctl is not None:
         parser.error("--logoutctl goes with --profile-script")
@@ -73,7 +84,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"{logoutctl} is not an executable file; name it with --logoutctl")
     install_hook(args.dest, args.python)
     print(f"Installed {args.dest} and {fail_safe_path(args.dest)}. Enable it with:")
-    print(f"  session optional pam_exec.so quiet seteuid {args.dest}")
+    print(f"  {pam_line(args.dest, close=args.close)}")
     if args.profile_script is not None:
         install_profile(args.profile_script, logoutctl, args.user_runtime_root, args.runtime_dir)
         print(f"Installed {args.profile_script} (shell integration, runs {logoutctl}).")
