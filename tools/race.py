@@ -55,8 +55,11 @@ from logoutd.api.client import Client  # noqa: E402
 from logoutd.pam.install import install_hook, pam_line  # noqa: E402
 
 ANCHORS = REPO.parent / "shared" / "anchors" / "bench-anchor.py"
-PAM_BASE = ("auth     sufficient pam_rootok.so\naccount  required   pam_permit.so\n"
-            "session  required   pam_unix.so\n")
+# Debian 12's /etc/pam.d/su-l, as in the anchors' rootfs: the same stack for all three (the
+# host's common-session has pam_systemd.so, a no-op without /run/systemd/seats); logoutd's line
+# comes after it, as docs/install.md puts it after pam_unix.so.
+PAM_BASE = ("auth      include   su\naccount   include   su\npassword  include   su\n"
+            "session   optional  pam_keyinit.so force revoke\nsession   include   su\n")
 SLEEP_S = 900
 PAUSE = 0.05
 # systemd 252 caps a scope at DefaultTasksMax (15 % of pid_max: 4915 here) and user-UID.slice
