@@ -24,7 +24,8 @@ from logoutd.errors import LimitsExceeded, LogoutdError, NoSuchSession, SessionB
 
 HOOK = Path(hook.__file__)
 # Modules that cost milliseconds at every login (or pull in the package): never at start-up.
-HEAVY = {"socket", "json", "enum", "selectors", "re", "typing", "logging", "subprocess"}
+# `os` (~1 ms: stat, posixpath, _collections_abc) only on the fail-safe path.
+HEAVY = {"socket", "json", "enum", "selectors", "re", "typing", "logging", "subprocess", "os"}
 
 
 def _answer_once(path: Path, answer: bytes) -> tuple[threading.Thread, list[bytes]]:
@@ -316,7 +317,8 @@ def test_fail_safe_part_is_compiled_only_when_needed_and_imports_nothing_heavy(
                      "--runtime-dir", str(run), "--socket", str(tmp_path / "none.sock"))
     assert done.returncode == 0, done.stderr
     imported = _imported(done.stderr)
-    assert not imported & HEAVY and not [m for m in imported if m.startswith("logoutd")]
+    assert "os" in imported  # the fail-safe path may pay for it; the answered path may not
+    assert not imported & (HEAVY - {"os"}) and not [m for m in imported if m.startswith("logoutd")]
     [record] = (run / "hook").glob("*.json")
     scope = root / json.loads(record.read_text())["scope"]
     assert (scope / "cgroup.procs").read_text() == str(os.getpid())
