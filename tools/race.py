@@ -489,6 +489,10 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", default=["logoutd", "systemd", "elogind"],
                     choices=["logoutd", "systemd", "elogind"])
     ap.add_argument("--json", type=Path, help="write every sample there")
+    ap.add_argument("--tmp-base", type=Path, default=Path("/dev/shm"),
+                    help="where logoutd's runtime and state dirs, the hook and the PAM files go "
+                         "(default /dev/shm: a tmpfs, as /run is on most machines and inside "
+                         "the anchors)")
     ap.add_argument("--strace-logoutd", type=Path, metavar="FILE",
                     help="count logoutd's system calls over the run (strace -c -f -o FILE): "
                          "kill(2) per process, cgroup.procs reads, epoll wakeups")
@@ -505,7 +509,7 @@ def main() -> int:
     anchors: list[Any] = []
     t_start = time.monotonic()
     tracer: subprocess.Popen[bytes] | None = None
-    with World() as world:
+    with World(tmp_base=args.tmp_base) as world:
         try:
             arms: list[Any] = []
             if "logoutd" in args.only:
