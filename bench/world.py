@@ -162,7 +162,8 @@ class Daemon:
         argv = [python, *entry, "--cgroup-root", str(world.subtree),
                 "--root", str(self.root), "--runtime-dir", str(self.runtime_dir),
                 "--state-dir", str(self.dir / "state"), "--user-runtime-root", str(self.dir / "user"),
-                "--socket", str(self.socket), "--log-target", "stderr"]
+                "--socket", str(self.socket), "--log-target", "stderr",
+                "--sd-login-dir", str(self.dir / "systemd")]  # never the machine's /run/systemd
         env = dict(world.children.env)
         env["PYTHONPATH"] = str(REPO / "src")  # the checkout, even without an editable install
         if bus is not None:

@@ -11,7 +11,8 @@
 # takes about 3 min. Arguments go to bench/run.py, e.g.
 #   tools/compare-anchors.sh --out /tmp/logoutd-bench.md    # leave docs/performance.md as it is
 # Without --out (or --no-doc), bench/run.py rewrites the generated part of docs/performance.md.
-# Results and their reading: docs/performance.md, "Side by side with systemd-logind and elogind".
+# This runs the three benches one after the other, each by its own method; tools/race.py measures
+# all three by one method in one sitting (docs/performance.md, "The race").
 set -eu
 cd "$(dirname "$0")/.."
 ../shared/anchors/bench-anchor.py --anchor elogind bench

@@ -70,3 +70,23 @@ def run_hook_via(env, interp, hook, kind, user, socket, *extra):
                            "--runtime-dir", str(env.runtime_dir), "--socket", str(socket),
                            "--timeout", "2", *extra], env=environ, capture_output=True, text=True,
                           timeout=10)
+
+
+def test_open_only_line_ends_the_session_when_its_leader_exits(env, user, start_daemon):
+    """The installer's default line (`type=open_session`): no hook run at close, and still the
+    su leader's exit ends the session and kills what it left."""
+    from tests.integration.harness.checks import wait_gone
+    from tests.integration.harness.login import script
+
+    daemon = start_daemon()
+    pam = env.pam(open_only=True)
+    assert "seteuid type=open_session " in pam.overrides["su-l"].read_text()
+    login = env.login("su", pam, user, script("nohup"))
+    procs = login.wait_ready()
+    assert len(daemon.sessions(user.name)) == 1, daemon.sessions()
+    leftovers = [p for name, p in procs.items() if name != "shell"]
+    assert leftovers, procs
+    assert login.logout() == 0
+    took = wait_gone(env, leftovers, 15, "the nohup job after an open-only logout")
+    daemon.wait_for(lambda: daemon.sessions(user.name) == [], 15, "the session gone")
+    print(f"open-only su session: leftovers gone {took * 1000:.0f} ms after logout")

@@ -15,8 +15,8 @@ from tests.unit.conftest import make_core
 
 
 @pytest.mark.parametrize(("runtime_dir", "tail"), [
-    ("/run/logoutd", "/usr/local/bin/logoutd-pam"),
-    ("/srv/run", "/usr/local/bin/logoutd-pam --runtime-dir /srv/run"),
+    ("/run/logoutd", "type=open_session /usr/local/bin/logoutd-pam"),
+    ("/srv/run", "type=open_session /usr/local/bin/logoutd-pam --runtime-dir /srv/run"),
 ])
 def test_pam_line(caplog: pytest.LogCaptureFixture, tmp_path: Path, runtime_dir: str,
                   tail: str) -> None:
@@ -25,6 +25,20 @@ def test_pam_line(caplog: pytest.LogCaptureFixture, tmp_path: Path, runtime_dir:
         _announce(paths, make_core().manager)
     [line] = [r.getMessage() for r in caplog.records if "pam_exec.so" in r.getMessage()]
     assert line.endswith(f"seteuid {tail}"), line
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    ([], "session optional pam_exec.so quiet seteuid type=open_session {dest}"),
+    (["--close"], "session optional pam_exec.so quiet seteuid {dest}"),
+])
+def test_installer_prints_the_open_only_line_unless_close(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], line: str) -> None:
+    from logoutd.pam.install import main
+
+    dest = tmp_path / "logoutd-pam"
+    assert main(["--dest", str(dest), *argv]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert f"  {line.format(dest=dest)}" in printed, printed
 
 
 def test_no_pam_line_once_a_pam_file_runs_the_hook(caplog: pytest.LogCaptureFixture,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from logoutd import ctlwrapper, manpages
 from logoutd.pam.install import DEFAULT_DEST as HOOK
-from logoutd.pam.install import fail_safe_path
+from logoutd.pam.install import code_path, fail_safe_path
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs/install.md").read_text()
@@ -39,7 +39,7 @@ def _destinations(text: str) -> set[str]:
 
 def test_uninstall_removes_what_the_installers_write() -> None:
     _, uninstall = _sections()
-    written = [HOOK, fail_safe_path(HOOK), ctlwrapper.DEFAULT_DEST,
+    written = [HOOK, fail_safe_path(HOOK), code_path(HOOK), ctlwrapper.DEFAULT_DEST,
                *(manpages.DEFAULT_DEST / rel for rel in manpages.pages())]
     missing = [str(p) for p in written if str(p) not in uninstall]
     assert not missing, missing

@@ -19,6 +19,7 @@ from logoutd.daemon.metricsserver import listen, parse_listen
 from logoutd.daemon.runtime import Runtime
 from logoutd.daemon.selfcheck import inside_managed_tree, own_cgroup, pam_hook_enabled
 from logoutd.errors import LogoutdError
+from logoutd.pam.install import pam_line
 from logoutd.paths import DEFAULT_RUNTIME_DIR, Paths
 from logoutd.system.cgroups import find_cgroup2_mount
 
@@ -181,4 +182,4 @@ def _announce(paths: Paths, manager: Manager) -> None:
         f" --runtime-dir {paths.runtime_dir}"
     log.info("No PAM line runs %s in %s/etc/pam.d; enable it with this line (e.g. in "
              "/etc/pam.d/common-session):", HOOK_PATH, str(paths.root).rstrip("/"))
-    log.info("  session optional pam_exec.so quiet seteuid %s%s", HOOK_PATH, runtime_arg)
+    log.info("  %s%s", pam_line(HOOK_PATH), runtime_arg)

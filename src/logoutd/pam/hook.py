@@ -5,8 +5,12 @@ Standard library only, and as little of it as possible: it runs at every login, 
 with `python3 -IS` (isolated, no site). The leader is the PAM process (our parent). A login never fails or
 waits more than the timeout because of logoutd: every path exits 0.
 
-    session optional pam_exec.so quiet seteuid /usr/local/bin/logoutd-pam [--runtime-dir DIR]
-        [--socket P] [--timeout S]
+    session optional pam_exec.so quiet seteuid type=open_session /usr/local/bin/logoutd-pam
+        [--runtime-dir DIR] [--socket P] [--timeout S]
+
+`type=open_session` is the default line: the leader's exit ends the session, so the close run
+(a second Python start at every logout) is optional. Without it the hook also runs at close:
+the session is `closing` from then on and stops ReleaseTimeoutSec= later if its leader lives.
 
 It talks to DIR/root.sock (DIR: /run/logoutd), the socket that only root may use. When the
 daemon does not answer at session open, the hook fails safe (DESIGN §10, failsafe.py): it
@@ -15,7 +19,7 @@ daemon's naming rules, and records it in DIR/hook/ID.json for the daemon to adop
 """
 
 import _socket  # the C module: `socket` drags in enum and selectors (~5 ms per login)
-import os
+import posix  # not os (~1 ms per login: stat, posixpath, _collections_abc); os only if failing safe
 import sys
 import time
 
@@ -145,6 +149,8 @@ def _outcome(answer: bytes) -> tuple[bool, bytes] | None:
 def _fail_safe(runtime_dir: str, params: dict[str, str | int], user: str, why: str) -> None:
     """Track the login without the daemon (failsafe.py, next to this file). Compiled only here:
     a script is compiled at every start, and this code would cost every login ~2 ms."""
+    import os
+
     path = os.path.join(os.path.dirname(os.path.realpath(__file__)), FAIL_SAFE)
     namespace: dict[str, object] = {"__name__": "logoutd_pam_failsafe"}
     try:
@@ -159,10 +165,12 @@ def _fail_safe(runtime_dir: str, params: dict[str, str | int], user: str, why: s
 
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    env = dict(os.environ) if env is None else env
+    if env is None:
+        env = {k.decode(errors="surrogateescape"): v.decode(errors="surrogateescape")
+               for k, v in posix.environ.items()}
     socket_path, runtime_dir, timeout = _options(argv)
     kind = env.get("PAM_TYPE", "")
-    leader = os.getppid()
+    leader = posix.getppid()
     try:
         if kind == "open_session":
             params = _session_params(env, leader)

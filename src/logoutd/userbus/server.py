@@ -175,8 +175,12 @@ class Endpoint:
         except (asyncio.CancelledError, ConnectionError, EOFError, asyncio.IncompleteReadError):
             pass
         except (ProtocolViolation, TimeoutError) as e:
-            log.info("User %s: dropped a systemd1 client: %s.", self.name,
-                     str(e) or "too slow", extra=RATELIMIT)
+            # Rate-limited per kind of reason: its text up to the first number or "(" (sizes,
+            # uids and errors differ every time), so each kind is seen at least once.
+            reason = str(e) or "too slow"
+            cut = next((i for i, c in enumerate(reason) if c.isdigit() or c == "("), len(reason))
+            log.info("User %s: dropped a systemd1 client: " + reason[:cut].replace("%", "%%")
+                     + "%s.", self.name, reason[cut:], extra=RATELIMIT)
         except Exception:
             log.exception("User %s: systemd1 client failed", self.name)
         finally:

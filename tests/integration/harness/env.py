@@ -65,11 +65,13 @@ class Env:
 
     def pam(self, *, hook: bool = True, suffix: str = "", socket: Path | None = None,
             systemd: bool = False, timeout: float = 2.0,
-            module: str = "pam_systemd.so") -> PamService:
+            module: str = "pam_systemd.so", open_only: bool = False) -> PamService:
         """The test PAM service; `systemd=True`: stock pam_systemd.so instead of the hook. The hook
-        talks to the daemons' root.sock in env.runtime_dir, or to `socket` if given."""
+        talks to the daemons' root.sock in env.runtime_dir, or to `socket` if given;
+        `open_only`: its line has `type=open_session` (no run at close)."""
         service = install_service(self.tmp, self.hexid, self.runtime_dir, socket, hook=hook,
-                                  suffix=suffix, systemd=systemd, timeout=timeout, module=module)
+                                  suffix=suffix, systemd=systemd, timeout=timeout, module=module,
+                                  open_only=open_only)
         self.cleanup.add(Phase.FILES, f"rm {service.file}", lambda: remove_service(service))
         return service
 

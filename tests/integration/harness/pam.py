@@ -19,7 +19,8 @@ OVERRIDDEN = ("su", "su-l", "runuser", "runuser-l")
 
 
 def stack(hook: Path | None, runtime_dir: Path, socket: Path | None = None, timeout: float = 2.0,
-          *, su: bool = False, systemd: bool = False, module: str = "pam_systemd.so") -> str:
+          *, su: bool = False, systemd: bool = False, module: str = "pam_systemd.so",
+          open_only: bool = False) -> str:
     """A minimal PAM stack: no password, pam_unix session, then the logoutd hook.
 
     The hook gets the test's `--runtime-dir` (it talks to RUNTIME_DIR/root.sock, and its
@@ -30,7 +31,8 @@ def stack(hook: Path | None, runtime_dir: Path, socket: Path | None = None, time
     no system bus.  `systemd=True` ends the stack with stock pam_systemd.so (optional, as in
     Debian's common-session) instead; it then talks to logoutd's org.freedesktop.login1 on the
     test's private bus (see harness/bus.py).  `module` replaces pam_systemd.so by another
-    login1 client (pam_elogind.so by absolute path, say).
+    login1 client (pam_elogind.so by absolute path, say).  `open_only`: the hook line has
+    `type=open_session`, as the installer prints it (no hook run at close).
     """
     lines = []
     if su:
@@ -45,7 +47,8 @@ def stack(hook: Path | None, runtime_dir: Path, socket: Path | None = None, time
     if hook is not None:
         socket_arg = f" --socket {socket}" if socket is not None else ""
         lines.append(
-            f"session   optional   pam_exec.so quiet seteuid {hook} "
+            f"session   optional   pam_exec.so quiet seteuid "
+            f"{'type=open_session ' if open_only else ''}{hook} "
             f"--runtime-dir {runtime_dir}{socket_arg} --timeout {timeout:g}"
         )
     if systemd:
@@ -98,6 +101,7 @@ class PamService:
 def install_service(
     tmp: Path, hexid: str, runtime_dir: Path, socket: Path | None = None, *, hook: bool = True,
     suffix: str = "", systemd: bool = False, timeout: float = 2.0, module: str = "pam_systemd.so",
+    open_only: bool = False,
 ) -> PamService:
     """Install the hook into `tmp`, write /etc/pam.d/logoutd-test-<hex><suffix> and su copies.
 
@@ -112,13 +116,14 @@ def install_service(
     file = PAM_DIR / name
     if file.exists():
         raise FileExistsError(file)
-    file.write_text(stack(hook_path, runtime_dir, socket, timeout, systemd=systemd, module=module))
+    file.write_text(stack(hook_path, runtime_dir, socket, timeout, systemd=systemd, module=module,
+                          open_only=open_only))
     file.chmod(0o644)
     overrides = {}
     for stock in OVERRIDDEN:
         copy = tmp / f"pam-{stock}{suffix}"
         copy.write_text(stack(hook_path, runtime_dir, socket, timeout, su=True, systemd=systemd,
-                              module=module))
+                              module=module, open_only=open_only))
         copy.chmod(0o644)
         overrides[stock] = copy
     return PamService(name, file, overrides, hook_path, runtime_dir, socket, systemd)
