@@ -22,6 +22,7 @@ import pytest
 
 from tests.integration.harness import cgroups
 from tests.integration.harness.cleanup import Phase
+from tests.integration.harness.debs import unpacked
 from tests.integration.harness.env import Env
 from tests.integration.harness.login import READY
 from tests.integration.harness.procs import Proc, kill_tree, wait_for
@@ -88,26 +89,21 @@ def only_session(daemon: Any, user: TestUser) -> dict[str, Any]:
 
 @pytest.fixture
 def libelogind(slice_env: Env) -> Path:
-    return unpacked_libelogind(slice_env)
+    return unpacked_libelogind()  # after slice_env: its cleanup outlives the use
 
 
 @pytest.fixture
 def libelogind_env(env: Env) -> Path:
-    return unpacked_libelogind(env)
+    return unpacked_libelogind()
 
 
-def unpacked_libelogind(env: Env) -> Path:
+def unpacked_libelogind() -> Path:
     """Debian's libelogind0, unpacked where the test user can read it (it conflicts with
     libsystemd0 as a package)."""
-    tmp_path = env.tmp / "elogind"
-    tmp_path.mkdir(mode=0o755)
-    got = subprocess.run(["apt-get", "download", "libelogind0"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
-    debs = list(tmp_path.glob("libelogind0_*.deb"))
-    if got.returncode != 0 or not debs:
-        pytest.skip(f"apt-get download libelogind0 failed: {got.stderr.strip()}")
-    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(tmp_path / "x")], check=True)
-    found = sorted((tmp_path / "x").rglob("libelogind.so.0"))
+    root = unpacked("libelogind0")
+    if isinstance(root, str):
+        pytest.skip(root)
+    found = sorted(root.rglob("libelogind.so.0"))
     assert found, "no libelogind.so.0 in the package"
     return found[0]
 

@@ -36,8 +36,12 @@ def _unpack(package: str) -> Path | str:
         try:
             got = subprocess.run(["apt-get", "download", "-qq", package], cwd=tmp,
                                  capture_output=True, text=True, timeout=120)
+            if got.returncode != 0:  # a machine whose package lists were never fetched
+                subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300)
+                got = subprocess.run(["apt-get", "download", "-qq", package], cwd=tmp,
+                                     capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:
-            return f"apt-get download {package} took over 120 s"
+            return f"apt-get download {package} took too long"
         if got.returncode != 0:
             return f"apt-get download {package} failed: {got.stderr.strip()[-300:]}"
         debs = sorted(tmp.glob(f"{package}_*.deb"))
