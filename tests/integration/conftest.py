@@ -10,6 +10,7 @@ The daemon's log is printed when a test fails (or always, with LOGOUTD_TEST_SHOW
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -65,9 +66,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     """The test's world; its cleanup runs every registered step even if the test failed."""
+    with world_for(request) as world:
+        yield world
+
+
+@pytest.fixture
+def slice_env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    """As env, with the cgroup root named `*.slice` (one libsystemd's sd-login can parse)."""
+    with world_for(request, root_suffix=".slice") as world:
+        yield world
+
+
+@contextlib.contextmanager
+def world_for(request: pytest.FixtureRequest, root_suffix: str = "") -> Iterator[Env]:
+    """An Env for the test (`root_suffix`: e.g. ".slice", a cgroup root sd-login parses),
+    its daemons' logs shown when it failed, and everything it made removed."""
     mount = cgroups.cgroup2_mount()
     assert mount is not None
-    world = Env(mount)
+    world = Env(mount, root_suffix=root_suffix)
     try:
         yield world
     finally:

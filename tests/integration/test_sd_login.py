@@ -13,14 +13,11 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.harness import cgroups
 from tests.integration.harness.cleanup import Phase
 from tests.integration.harness.debs import unpacked
 from tests.integration.harness.env import Env
@@ -32,24 +29,6 @@ HERE = Path(__file__).resolve().parent
 PROBE = HERE / "harness" / "sdprobe.py"
 LIBSYSTEMD = Path("/usr/lib/x86_64-linux-gnu/libsystemd.so.0")
 EXPORT = "[Logoutd]\nSdLoginFiles=yes\n"
-
-
-@pytest.fixture
-def slice_env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    """As conftest's env, with the cgroup root named `*.slice`."""
-    mount = cgroups.cgroup2_mount()
-    assert mount is not None
-    world = Env(mount, root_suffix=".slice")
-    try:
-        yield world
-    finally:
-        rep = getattr(request.node, "rep_call", None)
-        if (rep is not None and rep.failed) or os.environ.get("LOGOUTD_TEST_SHOW_LOG"):
-            for d in world.daemons:
-                sys.stderr.write(f"\n---- logoutd log {d.log_path} ----\n{d.log_tail(200)}\n")
-        errors = world.cleanup.run()
-        if errors:
-            pytest.fail("cleanup failed:\n" + "\n".join(errors), pytrace=False)
 
 
 def probe_command(env: Env, sd_login_dir: Path, library: Path, user: TestUser,
@@ -108,6 +87,19 @@ def unpacked_libelogind() -> Path:
     return found[0]
 
 
+def ssh_login(env: Env, daemon: Any, exported: bool = True) -> tuple[TestUser, Any, str]:
+    """A new test user's ssh login (a sleep) through the hook: the user, the PAM service and
+    the session id, once the session is there (and, `exported`, its sd-login file)."""
+    user = env.user()
+    pam = env.pam()
+    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
+    login.wait_line("READY")
+    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
+    if exported:
+        wait_for((daemon.sd_login_dir / "sessions" / sid).exists, 10, "the session's file")
+    return user, pam, sid
+
+
 def logged_in(sid: str, user, pam) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """What every sd-login call answers for a process of `user`'s one active session `sid`."""
     return {
@@ -149,11 +141,7 @@ def test_sd_login_answers_from_inside_an_ssh_login(slice_env, via):
 def test_sd_login_files_are_reconciled_after_a_restart(slice_env):
     env = slice_env
     daemon = env.daemon(EXPORT)
-    user = env.user()
-    pam = env.pam()
-    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
-    login.wait_line("READY")
-    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
+    user, _pam, sid = ssh_login(env, daemon)
     files = daemon.sd_login_dir
     session_file = files / "sessions" / sid
     wait_for(session_file.exists, 10, "the session's file")
@@ -178,12 +166,7 @@ def test_sd_login_files_are_reconciled_after_a_restart(slice_env):
 def test_libelogind_reads_the_files_but_not_the_path(slice_env, libelogind):
     env = slice_env
     daemon = env.daemon(EXPORT)
-    user = env.user()
-    pam = env.pam()
-    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
-    login.wait_line("READY")
-    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
-    wait_for((daemon.sd_login_dir / "sessions" / sid).exists, 10, "the session's file")
+    user, pam, sid = ssh_login(env, daemon)
     answers = values(run_probe(env, pam, user, daemon.sd_login_dir, libelogind, sid))
     # elogind's parser takes the first path component as the session id: not logoutd's layout.
     assert answers["sd_pid_get_session"] != sid, answers
@@ -196,11 +179,7 @@ def test_libelogind_reads_the_files_but_not_the_path(slice_env, libelogind):
 def test_without_the_export_sd_login_sees_no_session(env):
     """What main did before: no files; a root that is not a slice is not parsed, and said so."""
     daemon = env.daemon("[Logoutd]\nSdLoginFiles=no\n")
-    user = env.user()
-    pam = env.pam()
-    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
-    login.wait_line("READY")
-    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
+    user, pam, sid = ssh_login(env, daemon, exported=False)
     answers = values(run_probe(env, pam, user, daemon.sd_login_dir, session=sid))
     assert answers["sd_pid_get_session"] == "-ENODATA", answers
     assert answers["sd_session_get_state"] == "-ENXIO", answers
@@ -239,12 +218,7 @@ def probe_in_cgroup_namespace(env: Env, daemon: Any, user: TestUser, sid: str,
 def test_the_default_root_layout_in_a_cgroup_namespace(env):
     """logoutd's default root is the cgroup2 mount: /user.slice/user-UID.slice/session-ID.scope."""
     daemon = env.daemon(EXPORT)
-    user = env.user()
-    pam = env.pam()
-    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
-    login.wait_line("READY")
-    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
-    wait_for((daemon.sd_login_dir / "sessions" / sid).exists, 10, "the session's file")
+    user, pam, sid = ssh_login(env, daemon)
     answers = probe_in_cgroup_namespace(env, daemon, user, sid)
     assert answers == logged_in(sid, user, pam)
 
@@ -252,12 +226,7 @@ def test_the_default_root_layout_in_a_cgroup_namespace(env):
 def test_libelogind_takes_the_first_path_component_for_the_session(env, libelogind_env):
     """elogind's flat layout is /<ID>: under logoutd's it finds a session named user.slice."""
     daemon = env.daemon(EXPORT)
-    user = env.user()
-    pam = env.pam()
-    login = env.login("ssh", pam, user, "echo READY; exec sleep 600")
-    login.wait_line("READY")
-    sid = wait_for(lambda: (daemon.sessions(user.name) or [{}])[0].get("id"), 20, "the session")
-    wait_for((daemon.sd_login_dir / "sessions" / sid).exists, 10, "the session's file")
+    user, _pam, sid = ssh_login(env, daemon)
     answers = probe_in_cgroup_namespace(env, daemon, user, sid, libelogind_env)
     assert answers["sd_pid_get_session"] == "user.slice", answers
     assert answers["sd_pid_get_owner_uid"] == "-ENODATA", answers  # no sessions/user.slice
