@@ -46,7 +46,7 @@ run: deps venv install-hook install-ctl
 	$(PY) -m logoutd
 
 test: deps venv
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench tools
 	$(VENV)/bin/mypy --strict src
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 

@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from bench import cgtree  # noqa: E402
 from bench.world import Daemon, World, log  # noqa: E402
+
 from logoutd.api.client import Client  # noqa: E402
 from logoutd.pam.install import install_hook, pam_line  # noqa: E402
 
@@ -203,7 +204,7 @@ class Anchor:
         self.stop_timeout = stop_timeout
         self.init: int | None = None
         os.makedirs(self.m.STATE, exist_ok=True)
-        self.lock = open(f"{self.m.STATE}/lock", "w")  # held until the process ends
+        self.lock = open(f"{self.m.STATE}/lock", "w")  # noqa: SIM115  held until the process ends
         fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def up(self) -> None:
@@ -225,8 +226,8 @@ class Anchor:
     def trial(self, n: int, ignterm: bool, window: float) -> dict[str, Any]:
         tag = f"{SLEEP_S}.{random.randrange(10**6, 10**7)}"
         want = [b"sleep", tag.encode()]
-        p = subprocess.Popen(self.m.enter(self.init) + ["su", "-l", self.m.USER, "-c",
-                                                         workload(n, tag, ignterm)],
+        p = subprocess.Popen([*self.m.enter(self.init), "su", "-l", self.m.USER, "-c",
+                              workload(n, tag, ignterm)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, preexec_fn=self.m.into_anchor_cgroup)
         work: list[int] = []
@@ -282,7 +283,7 @@ class Anchor:
     def login(self, runs: int) -> dict[str, Any]:
         argv, script = self.login_script(runs)
         try:
-            out = subprocess.run(argv + ["bash", "-c", script], capture_output=True, text=True,
+            out = subprocess.run([*argv, "bash", "-c", script], capture_output=True, text=True,
                                  timeout=60 + runs * 10, preexec_fn=self.m.into_anchor_cgroup).stdout
         finally:
             self.login_done()
@@ -363,7 +364,7 @@ class Logoutd:
         check = ("'while read -r l; do [[ $l == 0::*/session-*.scope ]] && exit 0; done "
                  "</proc/self/cgroup; exit 1'")
         script = ('mount --bind "$0" /etc/pam.d/su-l && ' +
-                  login_loop(runs, f'cp "$1"-$m "$0"', f"su -l {self.user.name} -c {check}"))
+                  login_loop(runs, 'cp "$1"-$m "$0"', f"su -l {self.user.name} -c {check}"))
         out = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c",
                               script, str(self.current), str(self.world.tmp / "pam-race")],
                              capture_output=True, text=True, timeout=60 + runs * 10).stdout
@@ -460,8 +461,9 @@ def table(results: dict[str, Any], names: list[str]) -> str:
                 continue
             w = [x for r in login[name] for x in r["with"]]
             wo = [x for r in login[name] for x in r["without"]]
-            rounds = " / ".join(f"{(statistics.median(r['with']) - statistics.median(r['without'])) * 1000:+.1f}"
-                                for r in login[name] if r["with"] and r["without"])
+            rounds = " / ".join(
+                f"{(statistics.median(r['with']) - statistics.median(r['without'])) * 1000:+.1f}"
+                for r in login[name] if r["with"] and r["without"])
             rows[0].append(f"{(statistics.median(w) - statistics.median(wo)) * 1000:+.1f} ms "
                            f"(rounds {rounds})" if w and wo else "–")
             rows[1].append(q(w))
