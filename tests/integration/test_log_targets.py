@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from tests.integration.harness.checks import wait_gone, wait_session_removed
 from tests.integration.harness.daemon import Daemon, src_dir
 from tests.integration.harness.login import script
 from tests.integration.harness.procs import wait_for
+from tests.journal import parse_journal
 
 STDERR_LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d logoutd\[\d+\]: "
@@ -65,26 +65,6 @@ def receiver(env) -> Iterator[Receiver]:  # type: ignore[no-untyped-def]
     r = Receiver(env.tmp / "log.sock")
     yield r
     r.close()
-
-
-def parse_journal(data: bytes) -> dict[str, str]:
-    """One native-protocol datagram: FIELD=value lines, or FIELD\\n<le64 size><value>\\n."""
-    fields: dict[str, str] = {}
-    i = 0
-    while i < len(data):
-        nl = data.index(b"\n", i)
-        line = data[i:nl]
-        if b"=" in line:
-            name, value = line.split(b"=", 1)
-            i = nl + 1
-        else:
-            name = line
-            (size,) = struct.unpack("<Q", data[nl + 1:nl + 9])
-            value = data[nl + 9:nl + 9 + size]
-            assert data[nl + 9 + size:nl + 10 + size] == b"\n"
-            i = nl + 10 + size
-        fields[name.decode()] = value.decode()
-    return fields
 
 
 def _login_logout(env, pam, user, daemon: Daemon) -> dict:  # type: ignore[no-untyped-def]

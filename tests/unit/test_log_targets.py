@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from logoutd.daemon.logs import (
 from logoutd.errors import LogoutdError
 from logoutd.escape import EscapingFormatter
 from logoutd.logfields import fields
+from tests.journal import parse_journal
 
 
 @pytest.fixture
@@ -46,22 +46,6 @@ def _logger(handler: logging.Handler) -> Iterator[logging.Logger]:
         handler.close()
 
 
-def _journal(data: bytes) -> dict[str, str]:
-    out, i = {}, 0
-    while i < len(data):
-        nl = data.index(b"\n", i)
-        line = data[i:nl]
-        if b"=" in line:
-            k, v = line.split(b"=", 1)
-            i = nl + 1
-        else:
-            (n,) = struct.unpack("<Q", data[nl + 1:nl + 9])
-            k, v = line, data[nl + 9:nl + 9 + n]
-            i = nl + 10 + n
-        out[k.decode()] = v.decode()
-    return out
-
-
 def test_journal_fields_escaping_and_tracebacks(receiver) -> None:  # type: ignore[no-untyped-def]
     path, sock = receiver
     fallback = logging.StreamHandler()
@@ -69,7 +53,7 @@ def test_journal_fields_escaping_and_tracebacks(receiver) -> None:  # type: igno
         log.info("New session %s of user %s.", "c1\x1b[2J", "alice",
                  extra=fields(session="c1", user="alice", uid=1000, leader=42, other="x",
                               signals=["SIGTERM", "SIGHUP"], count=None, **{"not-a-name": 1}))
-        record = _journal(sock.recv(65536))
+        record = parse_journal(sock.recv(65536))
         assert record["MESSAGE"] == "New session c1\\x1b[2J of user alice."
         assert record["PRIORITY"] == "6" and record["SYSLOG_IDENTIFIER"] == "logoutd"
         assert (record["SESSION_ID"], record["USER_ID"], record["UID"], record["LEADER"],
@@ -80,7 +64,7 @@ def test_journal_fields_escaping_and_tracebacks(receiver) -> None:  # type: igno
             raise ValueError("boom")
         except ValueError:
             log.exception("Internal error")
-        record = _journal(sock.recv(65536))
+        record = parse_journal(sock.recv(65536))
         assert record["PRIORITY"] == "3"
         assert record["MESSAGE"].startswith("Internal error\nTraceback")  # the binary form
         assert record["MESSAGE"].endswith("ValueError: boom")
