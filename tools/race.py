@@ -178,6 +178,18 @@ def watch(work: list[int], want: list[bytes], cgroup: Path, start: Any, su: int 
         ep.close()
 
 
+def end_login(p: subprocess.Popen[bytes], work: list[int], want: list[bytes]) -> None:
+    """After a trial, whatever happened: its workload and its su are gone."""
+    kill_left(work, want)
+    with contextlib.suppress(Exception):
+        if p.stdin and not p.stdin.closed:
+            p.stdin.close()
+        p.wait(timeout=15)
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+
+
 def kill_left(work: list[int], want: list[bytes]) -> None:
     for _ in range(3):
         left = [p for p in work if cmdline(p) == want]
@@ -241,14 +253,7 @@ class Anchor:
                 raise RuntimeError("su not in the session cgroup")
             return watch(work, want, cgroup, p.stdin.close, sus[0], window)
         finally:
-            kill_left(work, want)
-            with contextlib.suppress(Exception):
-                if p.stdin and not p.stdin.closed:
-                    p.stdin.close()
-                p.wait(timeout=15)
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            end_login(p, work, want)
             if cgroup is not None and self.kind == "systemd":
                 sid = cgroup.name.removeprefix("session-").removesuffix(".scope")
                 self.m.wait_session_gone(self.init, sid)
@@ -349,14 +354,7 @@ class Logoutd:
             work = wait_workload(cgroup, want, n, 300)
             return watch(work, want, cgroup, p.stdin.close, p.pid, window)
         finally:
-            kill_left(work, want)
-            with contextlib.suppress(Exception):
-                if p.stdin and not p.stdin.closed:
-                    p.stdin.close()
-                p.wait(timeout=15)
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            end_login(p, work, want)
             self.wait_no_sessions()
             self.world.children.reap_orphans()
 
