@@ -24,12 +24,15 @@ INTERACTIVE_REQUIRED = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequi
 DENY_SELF_LINGER = "[Policy]\nLingerSelfAllow=root\n"
 
 
-def start_polkitd(env, bus) -> subprocess.Popen[bytes]:
+def start_polkitd(env, bus, argv: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """polkitd on the test's bus (`argv`: how to start it; its log is env.tmp/polkitd.log),
+    stopped by the test's cleanup."""
     if not POLKITD.exists() or not POLICY.exists():
         pytest.skip("polkitd or systemd's login1 polkit policy not installed")
     log = env.tmp / "polkitd.log"
     with open(log, "ab") as out:
-        popen = subprocess.Popen([str(POLKITD), "--no-debug"], env={**bus.env(), "PATH": "/usr/bin:/bin"},
+        popen = subprocess.Popen(argv or [str(POLKITD), "--no-debug"],
+                                 env={**bus.env(), "PATH": "/usr/bin:/bin"},
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     proc = Proc.of(popen.pid, "polkitd")
 

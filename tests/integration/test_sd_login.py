@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness.cleanup import Phase
 from tests.integration.harness.debs import unpacked
 from tests.integration.harness.env import Env
 from tests.integration.harness.login import READY
-from tests.integration.harness.procs import Proc, kill_tree, wait_for
+from tests.integration.harness.procs import wait_for
 from tests.integration.harness.users import TestUser
+from tests.integration.test_login1_polkit import start_polkitd
 
 HERE = Path(__file__).resolve().parent
 PROBE = HERE / "harness" / "sdprobe.py"
@@ -262,22 +262,8 @@ def start_private_polkitd(env: Env, bus: Any, sd_login_dir: Path) -> Path:
     inner = (f"mount -t tmpfs none /run && mkdir /run/systemd && "
              f"{{ ! [ -d {files} ] || mount --bind {files} /run/systemd; }} && "
              f"mount --bind {rules} /etc/polkit-1/rules.d && exec {POLKITD}")
-    log = env.tmp / "polkitd.log"
-    with open(log, "ab") as out:
-        popen = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
-                                 env={**bus.env(), "PATH": "/usr/bin:/bin"},
-                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-    proc = Proc.of(popen.pid, "polkitd")
-
-    def stop() -> None:
-        if popen.poll() is None:
-            kill_tree(proc)
-        popen.wait(timeout=10)
-
-    env.cleanup.add(Phase.PROCESSES, "kill polkitd", stop)
-    wait_for(lambda: bus.name_owner_pid("org.freedesktop.PolicyKit1") is not None, 15,
-             "polkitd on the bus", details=lambda: log.read_text(errors="replace"))
-    return log
+    start_polkitd(env, bus, ["unshare", "-m", "--propagation", "private", "sh", "-c", inner])
+    return env.tmp / "polkitd.log"
 
 
 def pkcheck(bus: Any, pid: int) -> subprocess.CompletedProcess[str]:
