@@ -14,6 +14,7 @@ from logoutd.config.values import BadValue, parse_sd_login_files
 from logoutd.core.request import SessionRequest
 from logoutd.core.sessions import Session
 from logoutd.daemon.sdlogin import (
+    Observing,
     SdLoginExport,
     cescape,
     export_wanted,
@@ -28,23 +29,8 @@ from tests.unit.conftest import make_core
 BOOT = 999_000.0  # FakeClock starts at 1_000_000: sessions are 1000 s after boot
 
 
-class ObservingStore(FakeStore):
-    """FakeStore telling an observer of saves and removes, as the daemon's ObservedStore."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.observer: Callable[[str, str], None] | None = None
-
-    def save(self, kind: str, key: str, record: dict[str, Any]) -> None:
-        super().save(kind, key, record)
-        if self.observer is not None:
-            self.observer(kind, key)
-
-    def remove(self, kind: str, key: str) -> None:
-        super().remove(kind, key)
-        if self.observer is not None:
-            self.observer(kind, key)
-
+class ObservingStore(Observing, FakeStore):
+    """FakeStore observed as the daemon's ObservedStore is."""
 
 class Exported:
     def __init__(self, tmp_path: Path) -> None:

@@ -158,22 +158,24 @@ def export_wanted(setting: SdLoginFiles, other: Callable[[], str | None]) -> boo
     return True
 
 
-class ObservedStore(StateStore):
-    """The state store, telling `observer` (kind, key) after each save and remove."""
+class Observing:
+    """Mixed into a state store: tells `observer` (kind, key) after each save and remove."""
 
-    def __init__(self, runtime_dir: Path, state_dir: Path) -> None:
-        super().__init__(runtime_dir, state_dir)
-        self.observer: Callable[[str, str], None] | None = None
+    observer: Callable[[str, str], None] | None = None
 
     def save(self, kind: str, key: str, record: dict[str, Any]) -> None:
-        super().save(kind, key, record)
+        super().save(kind, key, record)  # type: ignore[misc]
         if self.observer is not None:
             self.observer(kind, key)
 
     def remove(self, kind: str, key: str) -> None:
-        super().remove(kind, key)
+        super().remove(kind, key)  # type: ignore[misc]
         if self.observer is not None:
             self.observer(kind, key)
+
+
+class ObservedStore(Observing, StateStore):
+    """The daemon's state store, observed by the sd-login export."""
 
 
 class SdLoginExport:
