@@ -145,7 +145,8 @@ class Daemon:
     """
 
     def __init__(self, world: World, name: str, config: str, bus: PrivateBus | None = None,
-                 probe: bool = False) -> None:
+                 probe: bool = False, src: Path | None = None,
+                 cgroup_root: Path | None = None) -> None:
         self.world = world
         self.bus = bus
         self.dir = world.tmp / name
@@ -159,13 +160,16 @@ class Daemon:
         self.dropin.write_text(config)
         python = daemon_python()
         entry = ["-m", "logoutd"] if self.probe is None else [str(PROBE), str(self.probe)]
-        argv = [python, *entry, "--cgroup-root", str(world.subtree),
+        self.cgroup_root = cgroup_root or world.subtree
+        self.cgroup_root.mkdir(exist_ok=True)
+        argv = [python, *entry, "--cgroup-root", str(self.cgroup_root),
                 "--root", str(self.root), "--runtime-dir", str(self.runtime_dir),
                 "--state-dir", str(self.dir / "state"), "--user-runtime-root", str(self.dir / "user"),
                 "--socket", str(self.socket), "--log-target", "stderr",
                 "--sd-login-dir", str(self.dir / "systemd")]  # never the machine's /run/systemd
         env = dict(world.children.env)
-        env["PYTHONPATH"] = str(REPO / "src")  # the checkout, even without an editable install
+        # the checkout (or `src`, another one), even without an editable install
+        env["PYTHONPATH"] = str(src or REPO / "src")
         if bus is not None:
             argv.append("--dbus")  # login1 claims its name before the socket serves
             env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
@@ -296,9 +300,13 @@ class World:
         return self.bus
 
     def start_daemon(self, name: str, config: str = "", *, dbus: bool = False,
-                     probe: bool = False) -> Daemon:
-        """A logoutd; `dbus`: also on the world's private bus (`--dbus`); `probe`: see Daemon."""
-        daemon = Daemon(self, name, config, self.start_bus() if dbus else None, probe)
+                     probe: bool = False, src: Path | None = None,
+                     cgroup_root: Path | None = None) -> Daemon:
+        """A logoutd; `dbus`: also on the world's private bus (`--dbus`); `probe`: see Daemon;
+        `src`: the `src/` of another checkout; `cgroup_root`: a cgroup below the subtree (two
+        daemons in one world)."""
+        daemon = Daemon(self, name, config, self.start_bus() if dbus else None, probe, src,
+                        cgroup_root)
         self.daemons.append(daemon)
         return daemon
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,17 +218,27 @@ class FakeCgroups:
     def is_populated(self, path: str) -> bool:
         return bool(self.world.members(path))
 
-    def signal_all(self, path: str, signals: Sequence[int]) -> int:
-        members = self.world.members(path)
+    def signal(self, pids: Iterable[int], signals: Sequence[int]) -> None:
+        for pid in pids:
+            proc = self.world.procs.get(pid)
+            if proc is not None and proc.alive:
+                self._send(proc, signals)
+
+    def signal_all(self, path: str, signals: Sequence[int], first: Sequence[int] | None = None,
+                   seen: Sequence[int] = ()) -> int:
+        members = [p for p in self.world.members(path) if p.pid not in seen]
         for proc in members:
-            for signo in signals:
-                self.signals.append((proc.pid, signo))
-                proc.received.append(signo)
-                if signo in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT) and signo not in proc.ignores:
-                    self.world.exit(proc.pid, notify=False)
-                    break
+            self._send(proc, signals)
         self._notify(path)
-        return len(members)
+        return len(members) + len(set(seen))
+
+    def _send(self, proc: Any, signals: Sequence[int]) -> None:
+        for signo in signals:
+            self.signals.append((proc.pid, signo))
+            proc.received.append(signo)
+            if signo in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT) and signo not in proc.ignores:
+                self.world.exit(proc.pid, notify=False)
+                return
 
     def kill(self, path: str) -> None:
         self.kills.append(path)

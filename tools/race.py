@@ -18,7 +18,9 @@ through `su -l` in each:
   pause before each su, timed inside each daemon's environment with bash's $EPOCHREALTIME;
   CHECK is a builtin test that the login got a session.
 
-The load average is recorded at every trial. Run as root from the repo root:
+The load average is recorded at every trial. `--baseline REV` adds logoutd at REV as one more
+arm (a git worktree of it, removed at the end; the hook is this checkout's), for before and
+after figures from one sitting. Run as root from the repo root:
 
     .venv/bin/python tools/race.py [--rounds 3] [--n 1 100 1000 10000] [--json out.json]
 
@@ -312,25 +314,30 @@ def parse_login(out: str) -> dict[str, Any]:
 
 
 class Logoutd:
-    """logoutd from this checkout, its PAM hook on the installer's default (open-only) line."""
+    """logoutd from this checkout (or, with `src`, another one: `--baseline`), its PAM hook
+    (this checkout's) on the installer's default (open-only) line."""
 
-    name = "logoutd"
-
-    def __init__(self, world: World, stop_timeout: float) -> None:
+    def __init__(self, world: World, stop_timeout: float, name: str = "logoutd",
+                 src: Path | None = None, cgroup_root: Path | None = None) -> None:
         self.world = world
+        self.name = name
+        tag = name.replace(" ", "-")
         self.user = world.add_user()
-        self.daemon: Daemon = world.start_daemon(
-            "race", f"[Login]\nKillUserProcesses=yes\n[Logoutd]\nSessionStopTimeoutSec={stop_timeout:g}\n")
-        hook = world.tmp / "logoutd-pam"
+        config = f"[Login]\nKillUserProcesses=yes\n[Logoutd]\nSessionStopTimeoutSec={stop_timeout:g}\n"
+        self.daemon: Daemon = world.start_daemon(f"race-{tag}", config, src=src,
+                                                 cgroup_root=cgroup_root)
+        hook = world.tmp / f"logoutd-pam-{tag}"
         install_hook(hook)
         line = pam_line(hook).replace("session optional", "session  optional  ")
-        self.with_pam = world.tmp / "pam-race-with"
+        self.pam = world.tmp / f"pam-race-{tag}"
+        self.with_pam = Path(f"{self.pam}-with")
         self.with_pam.write_text(PAM_BASE + f"{line} --runtime-dir {self.daemon.runtime_dir}\n")
-        self.without_pam = world.tmp / "pam-race-without"
+        self.without_pam = Path(f"{self.pam}-without")
         self.without_pam.write_text(PAM_BASE)
-        self.current = world.tmp / "pam-race-current"
+        self.current = Path(f"{self.pam}-current")
         self.current.write_text(PAM_BASE)
-        self.version = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+        checkout = REPO if src is None else src.parent
+        self.version = subprocess.run(["git", "-C", str(checkout), "describe", "--always", "--dirty"],
                                       capture_output=True, text=True).stdout.strip()
 
     def su_argv(self, pam: Path, command: str) -> list[str]:
@@ -364,7 +371,7 @@ class Logoutd:
         script = ('mount --bind "$0" /etc/pam.d/su-l && ' +
                   login_loop(runs, 'cp "$1"-$m "$0"', f"su -l {self.user.name} -c {check}"))
         out = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c",
-                              script, str(self.current), str(self.world.tmp / "pam-race")],
+                              script, str(self.current), str(self.pam)],
                              capture_output=True, text=True, timeout=60 + runs * 10).stdout
         self.wait_no_sessions()
         return parse_login(out)
@@ -496,6 +503,12 @@ def main() -> int:
     ap.add_argument("--strace-logoutd", type=Path, metavar="FILE",
                     help="count logoutd's system calls over the run (strace -c -f -o FILE): "
                          "kill(2) per process, cgroup.procs reads, epoll wakeups")
+    ap.add_argument("--baseline", metavar="REV",
+                    help="also race logoutd at REV (a git worktree of it, removed at the end), "
+                         "interleaved with this checkout's: before and after in one sitting")
+    ap.add_argument("--strace-timeline", action="store_true",
+                    help="with --strace-logoutd: every call with its time (strace -f -ttt -T) "
+                         "instead of the counts, to see what comes before the first kill(2)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("must run as root")
@@ -507,12 +520,23 @@ def main() -> int:
     results: dict[str, Any] = {"logout": {}, "login": {}, "started": time.strftime("%F %T %Z"),
                                "kernel": os.uname().release, "cpus": os.cpu_count()}
     anchors: list[Any] = []
+    worktrees: list[Path] = []
     t_start = time.monotonic()
     tracer: subprocess.Popen[bytes] | None = None
     with World(tmp_base=args.tmp_base) as world:
         try:
             arms: list[Any] = []
-            if "logoutd" in args.only:
+            if "logoutd" in args.only and args.baseline:
+                # Both in a cgroup below the subtree, so that each runs at the same depth.
+                arms.append(Logoutd(world, args.stop_timeout,
+                                    cgroup_root=world.subtree / "new"))
+                base = world.tmp / "baseline"
+                subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(base),
+                                args.baseline], check=True, capture_output=True)
+                worktrees.append(base)
+                arms.append(Logoutd(world, args.stop_timeout, f"logoutd {args.baseline}",
+                                    base / "src", world.subtree / "baseline"))
+            elif "logoutd" in args.only:
                 arms.append(Logoutd(world, args.stop_timeout))
             for kind in ("systemd", "elogind"):
                 if kind in args.only:
@@ -522,7 +546,8 @@ def main() -> int:
                     arms.append(anchor)
             kernel = Kernel(world)
             if args.strace_logoutd and arms and isinstance(arms[0], Logoutd):
-                tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(args.strace_logoutd),
+                how = ["-f", "-ttt", "-T"] if args.strace_timeline else ["-c", "-f"]
+                tracer = subprocess.Popen(["strace", *how, "-o", str(args.strace_logoutd),
                                            "-p", str(arms[0].daemon.pid)],
                                           stderr=subprocess.DEVNULL)
                 time.sleep(0.5)
@@ -558,6 +583,9 @@ def main() -> int:
                 tracer.wait(timeout=30)
             for anchor in anchors:
                 anchor.down()
+            for base in worktrees:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)],
+                               check=False, capture_output=True)
     results["minutes"] = (time.monotonic() - t_start) / 60
     results["ended"] = time.strftime("%F %T %Z")
     if args.json:

@@ -23,7 +23,7 @@ CRASHPOINTS: tuple[str, ...] = (
     "session.create.leader-moved",
     "session.create.before-final-save",
     "session.create.after-final-save",
-    "session.stop.decision-saved",
+    "session.stop.decided",  # saved, unless the kill of a leader's exit (saved with its round)
     # The stop round's (core/stopround.py), one set per owner:
     "session.stop.term-sent",
     "session.stop.sigkill-timeout",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import pytest
 
@@ -64,19 +65,62 @@ def test_sigterm_ignorer_gets_sigkill_after_stop_timeout() -> None:
     assert "c1" not in core.manager.sessions
 
 
-def test_logout_writes_the_session_state_once_per_step() -> None:
-    """The decision, then the SIGTERM round with its deadline: each saved once, no more."""
+def test_logout_writes_the_session_state_once_before_the_signals() -> None:
+    """A leader's exit: the decision and the SIGTERM round with its deadline are saved together,
+    once, before the first signal (a restart finds the exit again); then the kill record."""
+    core = make_core(Config(session_stop_timeout_sec=5))
+    session, leader = open_session(core)
+    stubborn = core.world.spawn(cgroup=leader.cgroup, ignores=[signal.SIGTERM, signal.SIGHUP])
+    core.store.writes.clear()
+    saved_before_signal = []
+    send = core.cgroups.signal_all
+
+    def spy(*args: Any, **kwargs: Any) -> int:
+        saved_before_signal.append(list(core.store.writes))
+        return send(*args, **kwargs)
+
+    core.cgroups.signal_all = spy  # type: ignore[method-assign]
+    core.world.exit(leader.pid)
+    assert saved_before_signal == [[("sessions", session.id)]]
+    assert (stubborn.pid, signal.SIGTERM) in core.cgroups.signals
+    # and the kill record, once (the next login's notice)
+    assert core.store.writes == [("sessions", session.id), ("notice", "1000"), ("kills", "1000")]
+    saved = core.store.data[("sessions", session.id)]
+    assert saved["term_sent"] and saved["sigkill_at"] == core.clock.now() + 5
+    assert saved["action"] == "kill"
+
+
+def test_a_crash_before_the_one_save_of_a_logout_is_stopped_at_restart() -> None:
+    """Nothing is saved between the leader's exit and its round: a daemon killed there restarts
+    with the session active and its leader gone, and stops it then, with one SIGTERM each."""
+    core = make_core(Config(session_stop_timeout_sec=5))
+    session, leader = open_session(core)
+    job = core.world.spawn(cgroup=leader.cgroup)
+    core.world.exit_watchers.clear()  # the daemon is down: nobody sees the exit
+    core.world.exit(leader.pid)
+    assert core.store.data[("sessions", session.id)]["term_sent"] is False
+    core.restart()
+    assert not job.alive
+    assert core.cgroups.signals.count((job.pid, signal.SIGTERM)) == 1
+    assert "c1" not in core.manager.sessions
+
+
+def test_terminate_saves_its_decision_before_the_round() -> None:
+    """A forced stop cannot be found again after a restart: its decision is saved first."""
     core = make_core(Config(session_stop_timeout_sec=5))
     session, leader = open_session(core)
     core.world.spawn(cgroup=leader.cgroup, ignores=[signal.SIGTERM, signal.SIGHUP])
     core.store.writes.clear()
-    core.world.exit(leader.pid)
-    # and the kill record, once (the next login's notice)
-    assert core.store.writes == [("sessions", session.id)] * 2 + [("notice", "1000"),
-                                                                  ("kills", "1000")]
-    saved = core.store.data[("sessions", session.id)]
-    assert saved["term_sent"] and saved["sigkill_at"] == core.clock.now() + 5
-    assert saved["action"] == "kill"
+    states = []
+    save = core.store.save
+
+    def spy(kind: str, key: str, record: dict[str, Any]) -> None:
+        states.append((kind, record.get("stopping"), record.get("term_sent")))
+        save(kind, key, record)
+
+    core.store.save = spy  # type: ignore[method-assign]
+    core.manager.terminate_session(session)
+    assert states[:2] == [("sessions", True, False), ("sessions", True, True)]
 
 
 def test_leader_exit_of_a_stopping_session_is_saved() -> None:

@@ -53,3 +53,13 @@ def test_the_first_pass_always_signals_everything() -> None:
 
     result = signal_round(lambda: range(1, 51), send, clock=lambda: now[0])
     assert result.signalled == 50 and result.passes == 1 and result.bounded
+
+
+def test_a_given_first_pass_and_pids_signalled_before_are_not_sent_twice() -> None:
+    """`first` replaces the first read; `seen` (signalled by the caller) is counted, not resent."""
+    reads = iter([[1, 2, 3, 4, 5], [2, 3, 5]])
+    sent: list[int] = []
+    result = signal_round(lambda: next(reads), sent.append, clock=lambda: 0.0,
+                          first=[1, 2], seen=[3, 4])
+    assert sent == [1, 2, 5]  # 5 forked after the caller's read: caught by the re-read
+    assert (result.signalled, result.passes, result.bounded) == (5, 3, False)

@@ -374,7 +374,7 @@ def test_stop_unit_saves_its_sigkill_deadline_before_signalling() -> None:
     _, shell = login(core)
     unit = core.manager.units.start_scope(1000, shell.pid, None)
 
-    def crash(path: str, signals: object) -> int:
+    def crash(path: str, signals: object, **kwargs: object) -> int:
         raise RuntimeError("daemon killed in the middle of the round")
 
     core.cgroups.signal_all = crash  # type: ignore[method-assign]
@@ -403,7 +403,7 @@ def test_stopping_user_saves_its_sigkill_deadline_before_signalling() -> None:
     core.manager.units.start_scope(1000, shell.pid, "kept")
     user = core.manager.users[1000]
 
-    def crash(path: str, signals: object) -> int:
+    def crash(path: str, signals: object, **kwargs: object) -> int:
         raise RuntimeError("daemon killed in the middle of the round")
 
     core.cgroups.signal_all = crash  # type: ignore[method-assign]

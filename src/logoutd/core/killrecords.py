@@ -25,6 +25,7 @@ ENTRIES_KEPT = 10  # per user
 CMDLINE_KEPT = 256
 COMM_KEPT = 16  # the kernel's TASK_COMM_LEN
 LOGGED = 20  # processes named in the info line
+DESCRIBED = PROCESSES_KEPT * 2  # pids read for them (some may have exited)
 KIND = "kills"  # the state store's kind: one record per uid
 NOTICE_KIND = "notice"  # a flag per user with an entry the login notice has not shown
 
@@ -80,7 +81,7 @@ def ended(infos: Iterable[Described]) -> tuple[EndedProcess, ...]:
 
 def describe_first(ports: Ports, pids: Sequence[int]) -> tuple[EndedProcess, ...]:
     """Read /proc for the first PROCESSES_KEPT pids only (the rest are counted, not read)."""
-    infos = (ports.processes.brief(pid) for pid in pids[:PROCESSES_KEPT * 2])
+    infos = (ports.processes.brief(pid) for pid in pids[:DESCRIBED])
     return ended(info for info in infos if info is not None)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -110,8 +110,15 @@ class CgroupTree(Protocol):
 
     def is_populated(self, path: str) -> bool: ...
 
-    def signal_all(self, path: str, signals: Sequence[int]) -> int:
-        """Send each signal to every process in the subtree, re-reading until no new pid appears."""
+    def signal(self, pids: Iterable[int], signals: Sequence[int]) -> None:
+        """Send the signals to these pids only, with no re-read of the subtree."""
+        ...
+
+    def signal_all(self, path: str, signals: Sequence[int], first: Sequence[int] | None = None,
+                   seen: Sequence[int] = ()) -> int:
+        """Send each signal to every process in the subtree, re-reading until no new pid appears;
+        `first` is the first pass's pids (just read by the caller), `seen` those `signal` sent
+        to already (counted, not sent to again). Returns how many were signalled."""
         ...
 
     def kill(self, path: str) -> None:

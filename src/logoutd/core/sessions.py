@@ -230,8 +230,19 @@ class Session:
         self.stopping = True
         self.stop_cause = cause
         self.decision = shall_kill(self.ctx.config, self.user.name, forced=force)
-        self._checkpoint()
-        crashpoint("session.stop.decision-saved")
+        kill = self.decision.kill
+        # A leader's exit is found again after a restart (the leader is gone, and resume()
+        # stops the session), so a kill for it is saved once, with its round, before the first
+        # signal. Every other stop saves its decision first: a restart could not re-derive it.
+        if not (kill and cause is StopCause.LEADER_EXIT):
+            self._checkpoint()
+        crashpoint("session.stop.decided")
+        if kill and not force and self.ctx.config.auto_keep:
+            self._auto_keep()
+        if self.decision.action is StopAction.RECORD or self.ctx.ports.audit.detailed:
+            self._record_leftovers()
+        # The signals come before the log lines: a logout's processes start exiting at once.
+        sent = self.round.send(self.ctx.config.session_stop_timeout_sec) if kill else None
         log.info(
             "Session %s of user %s stopping (%s): %s, %s.",
             self.id, self.user.name, cause, self.decision.action, self.decision.reason,
@@ -241,13 +252,9 @@ class Session:
                                     cause=str(cause), action=str(self.decision.action),
                                     reason=self.decision.reason)
         self.ctx.ports.metrics.session_stopped(str(cause), str(self.decision.action))
-        if self.decision.kill and not force and self.ctx.config.auto_keep:
-            self._auto_keep()
-        if self.decision.action is StopAction.RECORD or self.ctx.ports.audit.detailed:
-            self._record_leftovers()
-        if self.decision.kill:
-            self._kill()  # saves the SIGTERM round before sending it
-        elif self.ctx.ports.cgroups.is_populated(self.scope):
+        if sent is not None:
+            self.round.report(sent)
+        elif not kill and self.ctx.ports.cgroups.is_populated(self.scope):
             log.info("Session %s logged out. Waiting for processes to exit.", self.id)
         self.gc()
 

@@ -18,9 +18,9 @@ import math
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from logoutd.core.killrecords import EndedProcess, describe_first, summary
+from logoutd.core.killrecords import DESCRIBED, EndedProcess, describe_first, summary
 from logoutd.core.ports import Ports
 from logoutd.core.timers import Timers
 from logoutd.crashpoints import crashpoint
@@ -32,6 +32,13 @@ SESSION_SIGNALS = (signal.SIGTERM, signal.SIGCONT, signal.SIGHUP)
 SERVICE_SIGNALS = (signal.SIGTERM, signal.SIGCONT)  # user@UID.service and units: no tty
 KINDS = ("session", "user", "unit")  # the owners; each has the crash points {kind}.stop.*
 _TIMER = "sigkill"
+
+
+class Sent(NamedTuple):
+    """What `StopRound.send` signalled: the first processes, named, and how many in all."""
+
+    first: tuple[EndedProcess, ...]
+    signalled: int
 
 
 @dataclass(eq=False)
@@ -54,9 +61,16 @@ class StopRound:
     on_signalled: Callable[[tuple[EndedProcess, ...], int], None] | None = None
 
     def start(self, timeout: float) -> int:
-        """Save the deadline, signal every process, audit the count, arm SIGKILL; once."""
+        """Save the deadline, signal every process, then log, audit and arm SIGKILL; once."""
+        sent = self.send(timeout)
+        return 0 if sent is None else self.report(sent)
+
+    def send(self, timeout: float) -> Sent | None:
+        """Save the deadline and signal every process, once (None if the round was sent). Only
+        what must precede the signals is done here; `report` logs, audits and arms after them,
+        so that an owner's own log line (a session's "stopping") can come first."""
         if self.term_sent:
-            return 0
+            return None
         # The stop timeout counts from the start of the round, not its end.
         deadline = self.ports.clock.now() + timeout
         self.term_sent = True
@@ -64,11 +78,21 @@ class StopRound:
             self.sigkill_at = deadline
         self.save()
         cgroups = self.ports.cgroups
-        # Named before the signals: once signalled they exit and /proc forgets them.
-        first = describe_first(self.ports, cgroups.pids(self.cgroup))
-        count = cgroups.signal_all(self.cgroup, self.signals)
-        names = [s.name for s in self.signals]
+        pids = cgroups.pids(self.cgroup)
+        # The head is named before its signal: once signalled, a process exits and /proc
+        # forgets it. The bulk is signalled first, and starts exiting while the head is read.
+        head, bulk = pids[:DESCRIBED], pids[DESCRIBED:]
+        cgroups.signal(bulk, self.signals)
+        first = describe_first(self.ports, head)
+        count = cgroups.signal_all(self.cgroup, self.signals, first=head, seen=bulk)
+        crashpoint(f"{self.kind}.stop.term-sent")
+        return Sent(first, count)
+
+    def report(self, sent: Sent) -> int:
+        """After `send`: name what was signalled, audit and count it, and arm the SIGKILL."""
+        first, count = sent
         if count:
+            names = [s.name for s in self.signals]
             log.info("%s: sent %s to %d processes: %s.", self.label, ", ".join(names), count,
                      summary(first, count, self.ports.clock.now()),
                      extra=fields(**self.audit_fields, signals=names, count=count))
@@ -76,8 +100,7 @@ class StopRound:
             self.ports.metrics.processes_signalled(self.kind, count)
             if self.on_signalled is not None:
                 self.on_signalled(first, count)
-        crashpoint(f"{self.kind}.stop.term-sent")
-        if cgroups.is_populated(self.cgroup):
+        if self.ports.cgroups.is_populated(self.cgroup):
             self._arm()
         return count
 

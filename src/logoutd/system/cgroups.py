@@ -12,6 +12,7 @@ from pathlib import Path
 
 from logoutd.errors import CgroupError, ProcessGone
 from logoutd.system.inotify import Inotify
+from logoutd.system.rawio import read_file
 
 log = logging.getLogger("logoutd")
 
@@ -32,22 +33,40 @@ class SignalRound:
 def signal_round(read_pids: Callable[[], Iterable[int]], send: Callable[[int], None],
                  clock: Callable[[], float] = time.monotonic,
                  max_passes: int = SIGNAL_ROUND_MAX_PASSES,
-                 max_sec: float = SIGNAL_ROUND_MAX_SEC) -> SignalRound:
+                 max_sec: float = SIGNAL_ROUND_MAX_SEC, *,
+                 first: Iterable[int] | None = None, seen: Iterable[int] = ()) -> SignalRound:
     """Send to every pid read_pids() gives, re-reading until a pass finds no new pid or a bound
-    is reached (the first pass always runs to its end)."""
-    seen: set[int] = set()
+    is reached (the first pass always runs to its end). `first`: the first pass's pids, read
+    by the caller just before; `seen`: pids the caller signalled already (counted, not sent to
+    again)."""
+    done: set[int] = set(seen)
     start = clock()
     passes = 0
     while True:
         passes += 1
-        new = [p for p in read_pids() if p not in seen]
+        source = first if passes == 1 and first is not None else read_pids()
+        new = [p for p in source if p not in done]
         if not new:
-            return SignalRound(len(seen), passes, bounded=False)
+            return SignalRound(len(done), passes, bounded=False)
         for pid in new:
             send(pid)
-        seen.update(new)
+        done.update(new)
         if passes >= max_passes or clock() - start >= max_sec:
-            return SignalRound(len(seen), passes, bounded=True)
+            return SignalRound(len(done), passes, bounded=True)
+
+
+def _sender(signals: Sequence[int]) -> Callable[[int], None]:
+    """Sends each signal in turn to a pid; one that has exited gets no more."""
+    kill = os.kill
+
+    def send(pid: int) -> None:
+        for signo in signals:
+            try:
+                kill(pid, signo)
+            except ProcessLookupError:
+                return
+
+    return send
 
 
 def find_cgroup2_mount(mounts: str = "/proc/mounts") -> Path:
@@ -122,43 +141,53 @@ class CgroupTree:
                 raise ProcessGone(f"Process {pid} has exited.") from None
             raise CgroupError(f"Cannot move {pid} into {self._dir(path)}: {e.strerror}") from e
 
-    def _walk(self, path: str) -> list[Path]:
-        top = self._dir(path)
-        found = []
-        for dirpath, _dirs, _files in os.walk(top):
-            found.append(Path(dirpath))
+    def _walk(self, path: str) -> list[str]:
+        """The directory at path and every cgroup below it, parents first (one scandir each:
+        the entries' d_type says which are directories)."""
+        found = [str(self._dir(path))]
+        for directory in found:  # grows while it is walked
+            try:
+                with os.scandir(directory) as entries:
+                    found.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
         return found
 
     def pids(self, path: str) -> list[int]:
         pids: list[int] = []
         for directory in self._walk(path):
             try:
-                with open(directory / "cgroup.procs", "rb") as f:
-                    pids.extend(int(x) for x in f.read().split())
+                pids.extend(map(int, read_file(f"{directory}/cgroup.procs").split()))
             except FileNotFoundError:
                 continue
         return pids
 
     def is_populated(self, path: str) -> bool:
         try:
-            with open(self._dir(path) / "cgroup.events", "rb") as f:
-                return b"populated 1" in f.read()
+            return b"populated 1" in read_file(self._dir(path) / "cgroup.events")
         except FileNotFoundError:
             return False
 
-    def signal_all(self, path: str, signals: Sequence[int]) -> int:
+    def signal(self, pids: Iterable[int], signals: Sequence[int]) -> None:
+        """Send the signals to these pids only (each pid all of them, in order); no re-read."""
+        send = _sender(signals)
+        me = os.getpid()
+        for pid in pids:
+            if pid > 1 and pid != me:
+                send(pid)
+
+    def signal_all(self, path: str, signals: Sequence[int], first: Sequence[int] | None = None,
+                   seen: Sequence[int] = ()) -> int:
         """Signal every process; re-read cgroup.procs until a pass finds no new pid (forks),
-        within SIGNAL_ROUND_MAX_PASSES and SIGNAL_ROUND_MAX_SEC."""
+        within SIGNAL_ROUND_MAX_PASSES and SIGNAL_ROUND_MAX_SEC. `first` and `seen` as for
+        `signal_round`; the count includes `seen`."""
         me = os.getpid()
 
-        def send(pid: int) -> None:
-            for signo in signals:
-                try:
-                    os.kill(pid, signo)
-                except ProcessLookupError:
-                    break
+        def mine(pids: Iterable[int]) -> Iterable[int]:
+            return (p for p in pids if p > 1 and p != me)
 
-        result = signal_round(lambda: (p for p in self.pids(path) if p > 1 and p != me), send)
+        result = signal_round(lambda: mine(self.pids(path)), _sender(signals),
+                              first=None if first is None else mine(first), seen=seen)
         if result.bounded:
             log.warning("Signalling %s: new processes kept appearing (a fork storm?); stopped "
                         "after %d passes and %d processes. What is left is killed at the stop "
@@ -175,9 +204,9 @@ class CgroupTree:
             raise CgroupError(f"Cannot kill {self._dir(path)}: {e.strerror}") from e
 
     def remove(self, path: str) -> bool:
-        for directory in sorted(self._walk(path), key=lambda d: len(d.parts), reverse=True):
+        for directory in sorted(self._walk(path), key=lambda d: d.count("/"), reverse=True):
             try:
-                directory.rmdir()
+                os.rmdir(directory)
             except FileNotFoundError:
                 continue
             except OSError as e:

@@ -11,12 +11,14 @@ from pathlib import Path
 
 from logoutd.core.ports import ProcessInfo, ProcessRef
 from logoutd.errors import ProcessGone
+from logoutd.system.rawio import read_file
 
 AUDIT_SESSION_UNSET = 4294967295
 # A process sets its own command line (up to 6 MiB with a raised stack limit) and exe path; a
 # leftovers record keeps this much of each, so 10 000 records stay a few MiB.
 CMDLINE_MAX = 2048  # bytes read from /proc/PID/cmdline
 EXE_MAX = 1024  # characters of /proc/PID/exe kept
+CLK_TCK = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat's start time is in these ticks
 
 
 def read_stat(pid: int, proc: Path = Path("/proc")) -> list[str]:
@@ -152,16 +154,15 @@ class ProcessTable:
             exe = exe[:EXE_MAX] + "…"
         return ProcessInfo(
             pid=pid, ppid=int(stat[1]), uid=uid, comm=comm, cmdline=cmdline, exe=exe,
-            start_time=self._boot_time() + int(stat[19]) / os.sysconf("SC_CLK_TCK"),
+            start_time=self._boot_time() + int(stat[19]) / CLK_TCK,
             tty_nr=int(stat[4]), sid=int(stat[3]), sig_ignored=ignored, argv=argv,
         )
 
     def brief(self, pid: int) -> ProcessInfo | None:
-        base = self._proc / str(pid)
+        base = f"{self._proc}/{pid}"
         try:
-            data = (base / "stat").read_bytes()
-            with open(base / "cmdline", "rb") as f:
-                raw = f.read(CMDLINE_MAX + 1)
+            data = read_file(f"{base}/stat")
+            raw = read_file(f"{base}/cmdline", CMDLINE_MAX + 1)
         except OSError:
             return None
         close = data.rindex(b")")
@@ -172,7 +173,7 @@ class ProcessTable:
         cmdline = " ".join(a for a in argv if a) + ("…" if len(raw) > CMDLINE_MAX else "")
         return ProcessInfo(
             pid=pid, ppid=int(stat[1]), uid=-1, comm=comm, cmdline=cmdline,
-            start_time=self._boot_time() + int(stat[19]) / os.sysconf("SC_CLK_TCK"),
+            start_time=self._boot_time() + int(stat[19]) / CLK_TCK,
             tty_nr=int(stat[4]), sid=int(stat[3]), argv=argv,
         )
 
