@@ -29,6 +29,9 @@ from logoutd.logfields import fields
 log = logging.getLogger("logoutd")
 
 SESSION_SIGNALS = (signal.SIGTERM, signal.SIGCONT, signal.SIGHUP)
+# Sent in a second pass, as PID 1 stops a scope (reference/logind.md §1.6): SIGTERM and SIGCONT
+# to every process, then SIGHUP to every process still there, read afresh (most are gone).
+SECOND_PASS = (signal.SIGHUP,)
 SERVICE_SIGNALS = (signal.SIGTERM, signal.SIGCONT)  # user@UID.service and units: no tty
 KINDS = ("session", "user", "unit")  # the owners; each has the crash points {kind}.stop.*
 _TIMER = "sigkill"
@@ -82,9 +85,13 @@ class StopRound:
         # The head is named before its signal: once signalled, a process exits and /proc
         # forgets it. The bulk is signalled first, and starts exiting while the head is read.
         head, bulk = pids[:DESCRIBED], pids[DESCRIBED:]
-        cgroups.signal(bulk, self.signals)
+        now = tuple(s for s in self.signals if s not in SECOND_PASS)
+        later = tuple(s for s in self.signals if s in SECOND_PASS)
+        cgroups.signal(bulk, now)
         first = describe_first(self.ports, head)
-        count = cgroups.signal_all(self.cgroup, self.signals, first=head, seen=bulk)
+        count = cgroups.signal_all(self.cgroup, now, first=head, seen=bulk)
+        if later:
+            cgroups.signal(cgroups.pids(self.cgroup), later)
         crashpoint(f"{self.kind}.stop.term-sent")
         return Sent(first, count)
 
