@@ -119,6 +119,9 @@ class PamResult:
     bare_start: list[float] = field(default_factory=list)  # python3 -IS -c pass
     hook_bytes: int = 0
     hook_open: list[float] = field(default_factory=list)  # the hook alone, PAM_TYPE=open_session
+    # The same requests inside the daemon (bench/daemon_probe.py): its handler, and its move.
+    hook_open_handler: list[float] = field(default_factory=list)
+    hook_open_move: list[float] = field(default_factory=list)
     hook_close: list[float] = field(default_factory=list)  # PAM_TYPE=close_session
     create_isolated: list[float] = field(default_factory=list)  # create_session, fresh connection
     migrate_isolated: list[float] = field(default_factory=list)  # kernel: one cgroup.procs write
@@ -212,6 +215,7 @@ def run_pam(world: World, daemon: Daemon, user: TestUser, runs: int, starts: int
     for _ in range(5):  # warm caches (su, PAM modules, the hook's .py) outside the sample
         for pam_file, _samples in arms:
             _timed(world, su(pam_file), env, su_err)
+    _wait_created(daemon, created_before + 5 * creating)
     warm_created = _created(daemon) - created_before
     if warm_created != 5 * creating:
         raise RuntimeError(f"{warm_created} sessions were created in {5 * creating} warm-up "
@@ -222,6 +226,7 @@ def run_pam(world: World, daemon: Daemon, user: TestUser, runs: int, starts: int
         for pam_file, samples in arms if i % 2 == 0 else reversed(arms):
             time.sleep(IDLE_GAP)  # sparse logins: no migration of the previous run warms this one's
             samples.append(_timed(world, su(pam_file), env, su_err))
+    _wait_created(daemon, created_before + runs * creating)
     result.sessions_created = _created(daemon) - created_before
     _read_probe(daemon.probe_lines()[probe_before:], result)
     _wait_no_sessions(daemon, 60.0)
@@ -315,10 +320,16 @@ def _breakdown(world: World, daemon: Daemon, user: TestUser, hook: Path, count: 
     try:
         for _ in range(count):
             created = _created(daemon)
+            probed = len(daemon.probe_lines())
             leader = children.spawn([SYSTEM_PYTHON, "-IS", "-c", HOOK_LEADER, str(hook),
                                      str(daemon.runtime_dir), str(out)], env=env)
-            if children.wait(leader) != 0 or _created(daemon) != created + 1:
+            if children.wait(leader) != 0 or not _wait_created(daemon, created + 1):
                 raise RuntimeError(f"hook leader failed or created no session:\n{daemon.log_tail()}")
+            inside = _probe_records(daemon.probe_lines()[probed:], "api")
+            if len(inside) != 1:
+                raise RuntimeError(f"{len(inside)} create_session records for one hook run")
+            result.hook_open_handler.append(inside[0]["total"])
+            result.hook_open_move.append(inside[0]["move"])
 
             leader = children.sleeper()
             time.sleep(IDLE_GAP)
@@ -351,6 +362,16 @@ def _breakdown(world: World, daemon: Daemon, user: TestUser, hook: Path, count: 
 
 def _created(daemon: Daemon) -> int:
     return len(re.findall(r"New session \S+ of user", daemon.log_text()))
+
+
+def _wait_created(daemon: Daemon, count: int, timeout: float = 5.0) -> bool:
+    """Whether `count` sessions were logged within timeout: the line follows the answer."""
+    deadline = time.monotonic() + timeout
+    while _created(daemon) < count:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return _created(daemon) == count
 
 
 def _wait_no_sessions(daemon: Daemon, timeout: float) -> None:

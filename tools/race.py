@@ -61,6 +61,7 @@ ANCHORS = REPO.parent / "shared" / "anchors" / "bench-anchor.py"
 # Debian 12's /etc/pam.d/su-l, as in the anchors' rootfs: the same stack for all three (the
 # host's common-session has pam_systemd.so, a no-op without /run/systemd/seats); logoutd's line
 # comes after it, as docs/install.md puts it after pam_unix.so.
+COMMON_SESSION = Path("/etc/pam.d/common-session")  # the host's; only bound over in a namespace
 PAM_BASE = ("auth      include   su\naccount   include   su\npassword  include   su\n"
             "session   optional  pam_keyinit.so force revoke\nsession   include   su\n")
 SLEEP_S = 900
@@ -315,42 +316,68 @@ def parse_login(out: str) -> dict[str, Any]:
 
 class Logoutd:
     """logoutd from this checkout (or, with `src`, another one: `--baseline`), its PAM hook
-    (this checkout's) on the installer's default (open-only) line."""
+    (this checkout's) on the installer's default (open-only) line. With `pam_systemd`: no
+    hook, but `logoutd --dbus` on a private bus, driven by the host's stock pam_systemd.so (in
+    its common-session, the module the anchors' su-l runs too), with its reference FIFO; for
+    login, "without" comments that module out of common-session, as for the anchors."""
 
     def __init__(self, world: World, stop_timeout: float, name: str = "logoutd",
-                 src: Path | None = None, cgroup_root: Path | None = None) -> None:
+                 src: Path | None = None, cgroup_root: Path | None = None,
+                 pam_systemd: bool = False) -> None:
         self.world = world
         self.name = name
-        tag = name.replace(" ", "-")
+        tag = name.replace(" ", "-").replace("(", "").replace(")", "")
         self.user = world.add_user()
         config = f"[Login]\nKillUserProcesses=yes\n[Logoutd]\nSessionStopTimeoutSec={stop_timeout:g}\n"
         self.daemon: Daemon = world.start_daemon(f"race-{tag}", config, src=src,
-                                                 cgroup_root=cgroup_root)
-        hook = world.tmp / f"logoutd-pam-{tag}"
-        install_hook(hook)
-        line = pam_line(hook).replace("session optional", "session  optional  ")
+                                                 cgroup_root=cgroup_root, dbus=pam_systemd)
         self.pam = world.tmp / f"pam-race-{tag}"
         self.with_pam = Path(f"{self.pam}-with")
-        self.with_pam.write_text(PAM_BASE + f"{line} --runtime-dir {self.daemon.runtime_dir}\n")
         self.without_pam = Path(f"{self.pam}-without")
-        self.without_pam.write_text(PAM_BASE)
         self.current = Path(f"{self.pam}-current")
-        self.current.write_text(PAM_BASE)
+        self.env: dict[str, str] | None = None
+        if pam_systemd:
+            assert self.daemon.bus is not None
+            self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.daemon.bus.address)
+            su_l = world.tmp / f"pam-race-{tag}-su-l"
+            su_l.write_text(PAM_BASE)
+            session = COMMON_SESSION.read_text()
+            without = "".join("#" + ln if ln.startswith("session") and "pam_systemd.so" in ln
+                              else ln for ln in session.splitlines(keepends=True))
+            assert without != session, f"no pam_systemd.so in {COMMON_SESSION}"
+            self.with_pam.write_text(session)
+            self.without_pam.write_text(without)
+            self.current.write_text(session)
+            # $0: the common-session of this run; pam_systemd acts only if /run/systemd/seats is
+            # there (logind_running()): a tmpfs in the su's own mount namespace.
+            self.mounts = (f"mount -t tmpfs -o mode=0755 logoutd-race /run/systemd && "
+                           f"mkdir /run/systemd/seats && mount --bind {su_l} /etc/pam.d/su-l && "
+                           f'mount --bind "$0" {COMMON_SESSION} && ')
+            self.check = "'[ -n \"$XDG_SESSION_ID\" ]'"
+        else:
+            hook = world.tmp / f"logoutd-pam-{tag}"
+            install_hook(hook)
+            line = pam_line(hook).replace("session optional", "session  optional  ")
+            self.with_pam.write_text(PAM_BASE + f"{line} --runtime-dir {self.daemon.runtime_dir}\n")
+            self.without_pam.write_text(PAM_BASE)
+            self.current.write_text(PAM_BASE)
+            self.mounts = 'mount --bind "$0" /etc/pam.d/su-l && '  # $0: the su-l of this run
+            self.check = ("'while read -r l; do [[ $l == 0::*/session-*.scope ]] && exit 0; done "
+                          "</proc/self/cgroup; exit 1'")
         checkout = REPO if src is None else src.parent
         self.version = subprocess.run(["git", "-C", str(checkout), "describe", "--always", "--dirty"],
                                       capture_output=True, text=True).stdout.strip()
 
     def su_argv(self, pam: Path, command: str) -> list[str]:
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                'mount --bind "$0" /etc/pam.d/su-l && exec su -l "$1" -c "$2"',
-                str(pam), self.user.name, command]
+                self.mounts + 'exec su -l "$1" -c "$2"', str(pam), self.user.name, command]
 
     def trial(self, n: int, ignterm: bool, window: float) -> dict[str, Any]:
         tag = f"{SLEEP_S}.{random.randrange(10**6, 10**7)}"
         want = [b"sleep", tag.encode()]
         p = subprocess.Popen(self.su_argv(self.with_pam, workload(n, tag, ignterm)),
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, env=self.env)
         work: list[int] = []
         try:
             assert p.stdin is not None
@@ -366,12 +393,10 @@ class Logoutd:
             self.world.children.reap_orphans()
 
     def login(self, runs: int) -> dict[str, Any]:
-        check = ("'while read -r l; do [[ $l == 0::*/session-*.scope ]] && exit 0; done "
-                 "</proc/self/cgroup; exit 1'")
-        script = ('mount --bind "$0" /etc/pam.d/su-l && ' +
-                  login_loop(runs, 'cp "$1"-$m "$0"', f"su -l {self.user.name} -c {check}"))
+        script = self.mounts + login_loop(runs, 'cp "$1"-$m "$0"',
+                                          f"su -l {self.user.name} -c {self.check}")
         out = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c",
-                              script, str(self.current), str(self.pam)],
+                              script, str(self.current), str(self.pam)], env=self.env,
                              capture_output=True, text=True, timeout=60 + runs * 10).stdout
         self.wait_no_sessions()
         return parse_login(out)
@@ -493,8 +518,9 @@ def main() -> int:
                          "systemd (elogind has none) for the ignorers (default 2)")
     ap.add_argument("--login-runs", type=int, default=30,
                     help="with/without pairs per daemon per round (default 30; 0: skip)")
-    ap.add_argument("--only", nargs="+", default=["logoutd", "systemd", "elogind"],
-                    choices=["logoutd", "systemd", "elogind"])
+    ap.add_argument("--only", nargs="+",
+                    default=["logoutd", "logoutd-pam_systemd", "systemd", "elogind"],
+                    choices=["logoutd", "logoutd-pam_systemd", "systemd", "elogind"])
     ap.add_argument("--json", type=Path, help="write every sample there")
     ap.add_argument("--tmp-base", type=Path, default=Path("/dev/shm"),
                     help="where logoutd's runtime and state dirs, the hook and the PAM files go "
@@ -526,18 +552,19 @@ def main() -> int:
     with World(tmp_base=args.tmp_base) as world:
         try:
             arms: list[Any] = []
+            # Each logoutd in a cgroup of its own below the subtree: all at the same depth.
+            if "logoutd" in args.only:
+                arms.append(Logoutd(world, args.stop_timeout, cgroup_root=world.subtree / "hook"))
             if "logoutd" in args.only and args.baseline:
-                # Both in a cgroup below the subtree, so that each runs at the same depth.
-                arms.append(Logoutd(world, args.stop_timeout,
-                                    cgroup_root=world.subtree / "new"))
                 base = world.tmp / "baseline"
                 subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(base),
                                 args.baseline], check=True, capture_output=True)
                 worktrees.append(base)
                 arms.append(Logoutd(world, args.stop_timeout, f"logoutd {args.baseline}",
                                     base / "src", world.subtree / "baseline"))
-            elif "logoutd" in args.only:
-                arms.append(Logoutd(world, args.stop_timeout))
+            if "logoutd-pam_systemd" in args.only:
+                arms.append(Logoutd(world, args.stop_timeout, "logoutd (pam_systemd)",
+                                    cgroup_root=world.subtree / "dbus", pam_systemd=True))
             for kind in ("systemd", "elogind"):
                 if kind in args.only:
                     anchor = Anchor(kind, args.stop_timeout)

@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class _Peer:
         self.dropped = False
         self.released = False  # its place in the table and its descriptor given back
         self.conn: Connection | None = None
+        # The answer to a first request read at accept that is not written yet (or not made).
+        self.pending: bytes | Coroutine[Any, Any, bytes] | None = None
 
     def drop(self, reason: str) -> None:
         """Tell the peer why (if that does not wait), then close at once."""
@@ -216,6 +218,8 @@ class ApiServer:
             return
         if self.memory is not None:
             self.memory.opened()
+        if self.root_only:
+            self._answer_at_once(peer)
         assert self._loop is not None
         task = self._loop.create_task(self._serve(peer))
         self._tasks.add(task)
@@ -237,6 +241,11 @@ class ApiServer:
             peer.wrapping = True
             reader, writer = await asyncio.open_unix_connection(sock=peer.sock, limit=MAX_MESSAGE)
             peer.writer = writer
+            if peer.pending is not None:  # what _answer_at_once did not write
+                pending, peer.pending = peer.pending, None
+                writer.write(pending if isinstance(pending, bytes) else await pending)
+                await asyncio.wait_for(writer.drain(), ANSWER_TIMEOUT)
+                self.table.end(conn)
             await self._requests(peer, conn, reader, writer)
         except (ConnectionError, TimeoutError, OSError):
             pass
@@ -251,6 +260,8 @@ class ApiServer:
         if peer.released:
             return
         peer.released = True
+        if isinstance(peer.pending, Coroutine):  # dropped before its task awaited it
+            peer.pending.close()
         if peer.conn is not None:
             self.table.remove(peer.conn)
         if self.memory is not None:
@@ -287,26 +298,74 @@ class ApiServer:
             self.table.end(conn)
 
     async def _answer(self, caller: Caller, line: bytes) -> bytes:
+        answer = self._answer_now(caller, line)
+        return answer if isinstance(answer, bytes) else await answer
+
+    def _answer_now(self, caller: Caller, line: bytes) -> bytes | Coroutine[Any, Any, bytes]:
+        """The answer; for a method that waits (on a child, with a deadline), a coroutine."""
         request_id = None
         method = "?"
         try:
             request = decode_request(line)
             request_id, method = request.id, request.method
             result: Any = self.service.call(caller, request.method, request.params)
-            if inspect.isawaitable(result):  # a method that waits (on a child, with a deadline)
-                result = await result
+            if inspect.isawaitable(result):
+                return self._answer_later(caller, method, request_id, result)
             return encode_result(result, request_id)
-        except LogoutdError as e:
-            if e.code != "no_such_session":
-                log.debug("Request from uid %d pid %d failed: %s", caller.uid, caller.pid, e,
-                          extra=RATELIMIT)
-            return _encode_error(e, request_id)
-        except Exception:
-            log.exception("Internal error answering %s from uid %d pid %d", method, caller.uid,
-                          caller.pid, extra=RATELIMIT)
-            return _encode_error(InternalError(
-                f"Internal error in logoutd answering {method[:100]!r}; it is logged."),
-                request_id)
+        except Exception as e:
+            return _failed(e, caller, method, request_id)
+
+    async def _answer_later(self, caller: Caller, method: str, request_id: Any,
+                            result: Awaitable[Any]) -> bytes:
+        try:
+            return encode_result(await result, request_id)
+        except Exception as e:
+            return _failed(e, caller, method, request_id)
+
+    def _answer_at_once(self, peer: _Peer) -> None:
+        """A root peer's first request, answered in the accept's own loop step when its line
+        has arrived already (the PAM hook sends it right after connect()): the login waits for
+        one wake-up of the daemon, not for the several that making the connection's streams
+        takes. The line is peeked, so anything else (no whole line yet, more than the limit)
+        stays in the socket for the connection's task, which also writes what send() left."""
+        conn = peer.conn
+        assert conn is not None
+        try:
+            head = peer.sock.recv(MAX_MESSAGE + 1, socket.MSG_PEEK)
+            end = head.find(b"\n")
+            if end < 0:
+                return
+            line = peer.sock.recv(end + 1)  # exactly the peeked line: it is there
+        except OSError:
+            return
+        self.table.begin(conn)
+        answer = self._answer_now(peer.caller, line)
+        if not isinstance(answer, bytes):
+            peer.pending = answer  # the task awaits it and writes it, then ends the request
+            return
+        try:
+            sent = peer.sock.send(answer)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # the peer is gone: its task sees the end of the stream
+            sent = len(answer)
+        if sent < len(answer):
+            peer.pending = answer[sent:]
+        else:
+            self.table.end(conn)
+
+
+def _failed(e: Exception, caller: Caller, method: str, request_id: Any) -> bytes:
+    """The error answer to a request that raised e; an internal error is logged."""
+    if isinstance(e, LogoutdError):
+        if e.code != "no_such_session":
+            log.debug("Request from uid %d pid %d failed: %s", caller.uid, caller.pid, e,
+                      extra=RATELIMIT)
+        return _encode_error(e, request_id)
+    log.error("Internal error answering %s from uid %d pid %d", method, caller.uid, caller.pid,
+              exc_info=e, extra=RATELIMIT)
+    return _encode_error(InternalError(
+        f"Internal error in logoutd answering {method[:100]!r}; it is logged."), request_id)
 
 
 def _encode_error(error: LogoutdError, request_id: Any) -> bytes:

@@ -141,8 +141,16 @@ class Session:
         self.started = True
         self._watch()
         self._arm_idle_timer()
+        # The rest changes nothing the login is told: it comes after the answer. A crash before
+        # the final save restarts with the intent record and the leader in its scope, and
+        # restore() finishes the session from that.
+        self.ctx.ports.defer(self._started)
+
+    def _started(self) -> None:
+        if self.finalized:
+            return
         crashpoint("session.create.before-final-save")
-        self.save()
+        checkpoint(f"Session {self.id}", self.save, self.timers)
         crashpoint("session.create.after-final-save")
         log.info("New session %s of user %s.", self.id, self.user.name, extra=self._fields())
         self.ctx.ports.audit.record("session-new", session=self.id, user=self.user.name,

@@ -132,8 +132,11 @@ class CgroupTree:
 
     def move(self, path: str, pid: int) -> None:
         try:
-            with open(self._dir(path) / "cgroup.procs", "w") as f:
-                f.write(str(pid))
+            fd = os.open(self._dir(path) / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
         except ProcessLookupError:
             raise ProcessGone(f"Process {pid} has exited.") from None
         except OSError as e:

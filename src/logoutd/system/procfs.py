@@ -24,7 +24,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat's start time is in these ti
 def read_stat(pid: int, proc: Path = Path("/proc")) -> list[str]:
     """Fields of /proc/PID/stat after the comm: index 0 is field 3 (state)."""
     try:
-        data = (proc / str(pid) / "stat").read_bytes()
+        data = read_file(f"{proc}/{pid}/stat")
     except (FileNotFoundError, ProcessLookupError):
         raise ProcessGone(f"Process {pid} has exited.") from None
     return data[data.rindex(b")") + 2 :].decode().split()
@@ -106,7 +106,7 @@ class ProcessTable:
 
     def cgroup_of(self, pid: int) -> str:
         try:
-            text = (self._proc / str(pid) / "cgroup").read_text()
+            text = read_file(f"{self._proc}/{pid}/cgroup").decode(errors="replace")
         except (FileNotFoundError, ProcessLookupError):
             raise ProcessGone(f"Process {pid} has exited.") from None
         for line in text.splitlines():
@@ -116,7 +116,7 @@ class ProcessTable:
 
     def audit_session_id(self, pid: int) -> int | None:
         try:
-            value = int((self._proc / str(pid) / "sessionid").read_text())
+            value = int(read_file(f"{self._proc}/{pid}/sessionid"))
         except (OSError, ValueError):
             return None
         return None if value in (0, AUDIT_SESSION_UNSET) else value
