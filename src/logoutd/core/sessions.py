@@ -146,6 +146,10 @@ class Session:
         # restore() finishes the session from that.
         self.ctx.ports.defer(self._started)
 
+    def _save_if_live(self) -> None:
+        if not self.finalized:
+            self._checkpoint()
+
     def _started(self) -> None:
         if self.finalized:
             return
@@ -217,7 +221,9 @@ class Session:
             return
         self.released_at = self.ctx.ports.clock.now()
         self.timers.arm("release", self.ctx.config.release_timeout_sec, self._on_release_timeout)
-        self.save()
+        # After the answer: PAM's close waits for it. A crash before the save loses only the
+        # release timer; the leader's exit (or the FIFO's hang-up) still stops the session.
+        self.ctx.ports.defer(self._save_if_live)
 
     def stop(self, cause: StopCause, force: bool = False) -> None:
         """The single entry to tear-down (logind's session_stop); runs once per session.
@@ -240,9 +246,10 @@ class Session:
         self.decision = shall_kill(self.ctx.config, self.user.name, forced=force)
         kill = self.decision.kill
         # A leader's exit is found again after a restart (the leader is gone, and resume()
-        # stops the session), so a kill for it is saved once, with its round, before the first
-        # signal. Every other stop saves its decision first: a restart could not re-derive it.
-        if not (kill and cause is StopCause.LEADER_EXIT):
+        # stops the session), and so is a hang-up of the reference FIFO (reopened at start, it
+        # reads EOF): a kill for either is saved once, with its round, before the first signal.
+        # Every other stop saves its decision first: a restart could not re-derive it.
+        if not (kill and cause in (StopCause.LEADER_EXIT, StopCause.REFERENCE_CLOSED)):
             self._checkpoint()
         crashpoint("session.stop.decided")
         if kill and not force and self.ctx.config.auto_keep:
