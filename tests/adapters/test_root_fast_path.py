@@ -1,0 +1,118 @@
+"""The root-only socket answers a request whose whole line is there at accept in that very loop
+step (api/server.py `_answer_at_once`, the PAM hook's path); anything else goes the usual way."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.adapters.conftest import Served, serving
+
+
+def _lines(s: socket.socket, count: int) -> list[dict[str, Any]]:
+    data = b""
+    while data.count(b"\n") < count:
+        chunk = s.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def _spy(served: Served) -> list[str]:
+    """The methods answered at accept, in order."""
+    at_once: list[str] = []
+    server = served.server
+    original = server._answer_now
+    inside = [False]
+
+    def answer_at_once(peer: Any) -> None:
+        inside[0] = True
+        try:
+            original_at_once(peer)
+        finally:
+            inside[0] = False
+
+    def answer_now(caller: Any, line: bytes) -> Any:
+        if inside[0]:
+            at_once.append(json.loads(line)["method"])
+        return original(caller, line)
+
+    original_at_once = server._answer_at_once
+    server._answer_at_once = answer_at_once  # type: ignore[method-assign]
+    server._answer_now = answer_now  # type: ignore[method-assign]
+    return at_once
+
+
+def _while_the_loop_is_busy(served: Served, client: Any) -> Any:
+    """Run client() while the server's loop sleeps: what it sends is there at accept."""
+    served.loop.call_soon_threadsafe(time.sleep, 0.3)
+    time.sleep(0.05)
+    return client()
+
+
+@pytest.fixture
+def root_served(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with serving(tmp_path, root_only=True) as served:
+        yield served
+
+
+def test_a_whole_line_at_accept_is_answered_there_and_the_next_one_by_the_task(
+        root_served: Served) -> None:
+    at_once = _spy(root_served)
+    leader = root_served.run(root_served.core.world.spawn, 0)
+    create = json.dumps({"v": 1, "method": "create_session",
+                         "params": {"uid": 1000, "leader": leader.pid, "service": "sshd"}})
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+
+    def send_two() -> None:
+        s.connect(str(root_served.socket))
+        s.sendall(create.encode() + b"\n" + b'{"v": 1, "method": "list_sessions"}\n')
+
+    _while_the_loop_is_busy(root_served, send_two)
+    first, second = _lines(s, 2)
+    s.close()
+    assert first["ok"] and first["result"]["session"]["leader"] == leader.pid, first
+    assert second["ok"] and [x["id"] for x in second["result"]["sessions"]] == \
+        [first["result"]["session"]["id"]], second
+    assert at_once == ["create_session"]  # the second line: by the connection's task, after
+
+
+def test_a_partial_line_at_accept_is_left_to_the_connection(root_served: Served) -> None:
+    at_once = _spy(root_served)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+
+    def send_half() -> None:
+        s.connect(str(root_served.socket))
+        s.sendall(b'{"v": 1, "method": "sta')
+
+    _while_the_loop_is_busy(root_served, send_half)
+    time.sleep(0.4)  # accepted, the half line peeked and left in the socket
+    s.sendall(b'tus"}\n')
+    [answer] = _lines(s, 1)
+    s.close()
+    assert answer["ok"] and "sessions" in answer["result"], answer
+    assert at_once == []
+
+
+def test_an_error_at_accept_is_answered_like_any_other(root_served: Served) -> None:
+    at_once = _spy(root_served)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+
+    def send_bad() -> None:
+        s.connect(str(root_served.socket))
+        s.sendall(b'{"v": 1, "method": "create_session", "params": {"uid": 1000, "leader": 1}}\n')
+
+    _while_the_loop_is_busy(root_served, send_bad)
+    [answer] = _lines(s, 1)
+    s.close()
+    assert not answer["ok"] and answer["error"]["code"] in ("invalid_argument", "invalid_params"), answer
+    assert at_once == ["create_session"]
+    assert not root_served.core.manager.sessions
