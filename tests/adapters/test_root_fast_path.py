@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from logoutd.api.server import FIRST_LINE_WAIT
 from tests.adapters.conftest import Served, serving
 
 
@@ -30,10 +31,10 @@ def _spy(served: Served) -> list[str]:
     original = server._answer_now
     inside = [False]
 
-    def answer_at_once(peer: Any) -> None:
+    def answer_at_once(peer: Any) -> bool:
         inside[0] = True
         try:
-            original_at_once(peer)
+            return original_at_once(peer)
         finally:
             inside[0] = False
 
@@ -116,3 +117,45 @@ def test_an_error_at_accept_is_answered_like_any_other(root_served: Served) -> N
     assert not answer["ok"] and answer["error"]["code"] in ("invalid_argument", "invalid_params"), answer
     assert at_once == ["create_session"]
     assert not root_served.core.manager.sessions
+
+
+def test_a_line_sent_just_after_connect_is_answered_on_the_bare_socket(root_served: Served) -> None:
+    """The hook's usual case: the daemon wakes at connect(), before the line is there."""
+    at_once = _spy(root_served)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(root_served.socket))
+    time.sleep(0.1)  # accepted by now, with nothing to read yet
+    assert root_served.server._waiting, "not waiting for the first line"
+    s.sendall(b'{"v": 1, "method": "status"}\n')
+    [answer] = _lines(s, 1)
+    assert answer["ok"], answer
+    assert at_once == ["status"]
+    s.sendall(b'{"v": 1, "method": "status"}\n')  # the connection goes on, through its task
+    assert _lines(s, 1)[0]["ok"]
+    s.close()
+    assert at_once == ["status"]
+
+
+def test_a_silent_root_peer_is_handed_to_its_task_after_the_wait(root_served: Served) -> None:
+    at_once = _spy(root_served)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(root_served.socket))
+    time.sleep(FIRST_LINE_WAIT + 0.3)
+    assert not root_served.server._waiting
+    s.sendall(b'{"v": 1, "method": "status"}\n')
+    assert _lines(s, 1)[0]["ok"]
+    s.close()
+    assert at_once == []
+
+
+def test_closing_the_server_releases_a_peer_still_awaited(tmp_path: Path) -> None:
+    with serving(tmp_path, root_only=True) as served:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(str(served.socket))
+        time.sleep(0.1)
+        assert served.server._waiting
+    assert s.recv(100) == b""  # closed by the server's close, not left open
+    s.close()

@@ -42,6 +42,9 @@ LISTEN_BACKLOG = 1024
 ACCEPT_BATCH = 16  # connections accepted per wake-up, so a flood cannot hog the loop
 ACCEPT_RETRY = 0.1  # seconds the listener pauses after accept() ran out of a resource
 CLOSE_GRACE = 2.0  # seconds the connections' tasks get to end once cancelled, per round
+# Seconds a root peer's first line is awaited on the bare socket (the PAM hook sends it right
+# after connect()); then its task reads it, with the usual deadlines.
+FIRST_LINE_WAIT = 0.5
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -63,6 +66,7 @@ class _Peer:
         self.conn: Connection | None = None
         # The answer to a first request read at accept that is not written yet (or not made).
         self.pending: bytes | Coroutine[Any, Any, bytes] | None = None
+        self.first_wait: asyncio.TimerHandle | None = None  # see ApiServer._await_first_line
 
     def drop(self, reason: str) -> None:
         """Tell the peer why (if that does not wait), then close at once."""
@@ -104,6 +108,7 @@ class ApiServer:
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: set[_Peer] = set()  # root peers whose first line is awaited at accept
         self._retry: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
@@ -138,6 +143,9 @@ class ApiServer:
         self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
         self._sock = None
+        for peer in list(self._waiting):
+            self._stop_waiting(peer)
+            self._release(peer)
         # Every connection's task is cancelled and awaited: none is left pending for the loop
         # to destroy. A second cancel covers one that swallowed the first; what still runs
         # after that is a bug, and said so.
@@ -218,12 +226,44 @@ class ApiServer:
             return
         if self.memory is not None:
             self.memory.opened()
-        if self.root_only:
-            self._answer_at_once(peer)
+        if self.root_only and not self._answer_at_once(peer):
+            self._await_first_line(peer)
+            return
+        self._start_task(peer)
+
+    def _start_task(self, peer: _Peer) -> None:
         assert self._loop is not None
         task = self._loop.create_task(self._serve(peer))
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._served(t, peer))
+
+    def _await_first_line(self, peer: _Peer) -> None:
+        """Nothing had arrived at accept (the daemon woke at the peer's connect(), before its
+        send): wait on the bare socket for FIRST_LINE_WAIT at most, then answer at once or hand
+        the connection to its task. Its descriptor stays open meanwhile even if dropped."""
+        assert self._loop is not None
+        peer.wrapping = True  # a drop now only marks it; _first_line_ready hands it on
+        self._loop.add_reader(peer.sock.fileno(), self._first_line_ready, peer)
+        peer.first_wait = self._loop.call_later(FIRST_LINE_WAIT, self._first_line_ready, peer)
+        self._waiting.add(peer)
+
+    def _first_line_ready(self, peer: _Peer) -> None:
+        """Data, EOF, or the wait is over: answer what is there, and on to the task."""
+        if peer not in self._waiting:
+            return
+        self._stop_waiting(peer)
+        if not peer.dropped:
+            self._answer_at_once(peer)
+        self._start_task(peer)
+
+    def _stop_waiting(self, peer: _Peer) -> None:
+        assert self._loop is not None
+        self._waiting.discard(peer)
+        if peer.first_wait is not None:
+            peer.first_wait.cancel()
+            peer.first_wait = None
+        self._loop.remove_reader(peer.sock.fileno())
+        peer.wrapping = False
 
     def _served(self, task: asyncio.Task[None], peer: _Peer) -> None:
         """A task cancelled before its first step never ran _serve's cleanup: do it here."""
@@ -322,27 +362,33 @@ class ApiServer:
         except Exception as e:
             return _failed(e, caller, method, request_id)
 
-    def _answer_at_once(self, peer: _Peer) -> None:
+    def _answer_at_once(self, peer: _Peer) -> bool:
         """A root peer's first request, answered in the accept's own loop step when its line
         has arrived already (the PAM hook sends it right after connect()): the login waits for
         one wake-up of the daemon, not for the several that making the connection's streams
         takes. The line is peeked, so anything else (no whole line yet, more than the limit)
-        stays in the socket for the connection's task, which also writes what send() left."""
+        stays in the socket for the connection's task, which also writes what send() left.
+        False if nothing has arrived yet."""
         conn = peer.conn
         assert conn is not None
         try:
             head = peer.sock.recv(MAX_MESSAGE + 1, socket.MSG_PEEK)
-            end = head.find(b"\n")
-            if end < 0:
-                return
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        end = head.find(b"\n")
+        if end < 0:
+            return True
+        try:
             line = peer.sock.recv(end + 1)  # exactly the peeked line: it is there
         except OSError:
-            return
+            return True
         self.table.begin(conn)
         answer = self._answer_now(peer.caller, line)
         if not isinstance(answer, bytes):
             peer.pending = answer  # the task awaits it and writes it, then ends the request
-            return
+            return True
         try:
             sent = peer.sock.send(answer)
         except BlockingIOError:
@@ -353,6 +399,7 @@ class ApiServer:
             peer.pending = answer[sent:]
         else:
             self.table.end(conn)
+        return True
 
 
 def _failed(e: Exception, caller: Caller, method: str, request_id: Any) -> bytes:
