@@ -343,6 +343,3 @@ class Ports:
     audit: AuditLog  # AuditFile: syslog always, the JSON-lines file with AuditLog=
     spawner: Spawner = field(default_factory=NoSpawner)
     metrics: Metrics = field(default_factory=NoMetrics)
-    # Runs a callback after the current request's answer is sent (the daemon: the loop's next
-    # step, before any new event); at once by default (the unit tests' fakes).
-    defer: Callable[[Callable[[], None]], object] = field(default=lambda callback: callback())

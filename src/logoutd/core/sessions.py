@@ -141,20 +141,8 @@ class Session:
         self.started = True
         self._watch()
         self._arm_idle_timer()
-        # The rest changes nothing the login is told: it comes after the answer. A crash before
-        # the final save restarts with the intent record and the leader in its scope, and
-        # restore() finishes the session from that.
-        self.ctx.ports.defer(self._started)
-
-    def _save_if_live(self) -> None:
-        if not self.finalized:
-            self._checkpoint()
-
-    def _started(self) -> None:
-        if self.finalized:
-            return
         crashpoint("session.create.before-final-save")
-        checkpoint(f"Session {self.id}", self.save, self.timers)
+        self.save()
         crashpoint("session.create.after-final-save")
         log.info("New session %s of user %s.", self.id, self.user.name, extra=self._fields())
         self.ctx.ports.audit.record("session-new", session=self.id, user=self.user.name,
@@ -221,9 +209,7 @@ class Session:
             return
         self.released_at = self.ctx.ports.clock.now()
         self.timers.arm("release", self.ctx.config.release_timeout_sec, self._on_release_timeout)
-        # After the answer: PAM's close waits for it. A crash before the save loses only the
-        # release timer; the leader's exit (or the FIFO's hang-up) still stops the session.
-        self.ctx.ports.defer(self._save_if_live)
+        self.save()
 
     def stop(self, cause: StopCause, force: bool = False) -> None:
         """The single entry to tear-down (logind's session_stop); runs once per session.

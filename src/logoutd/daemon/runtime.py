@@ -140,7 +140,6 @@ class Runtime:
             audit=self.audit,
             spawner=spawner,
             metrics=self.metrics if self.metrics is not None else NoMetrics(),
-            defer=lambda callback: loop.call_soon(_guarded(callback)),
         )
         write_atomic(self.paths.cgroup_root_file, f"{self.paths.cgroup_root.resolve()}\n",
                      mode=0o644)
