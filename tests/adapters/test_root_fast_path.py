@@ -49,11 +49,15 @@ def _spy(served: Served) -> list[str]:
     return at_once
 
 
-def _while_the_loop_is_busy(served: Served, client: Any) -> Any:
-    """Run client() while the server's loop sleeps: what it sends is there at accept."""
+def _sent_while_busy(served: Served, data: bytes) -> socket.socket:
+    """A connection that sends data while the server's loop sleeps: it is there at accept."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
     served.loop.call_soon_threadsafe(time.sleep, 0.3)
     time.sleep(0.05)
-    return client()
+    s.connect(str(served.socket))
+    s.sendall(data)
+    return s
 
 
 @pytest.fixture
@@ -68,14 +72,8 @@ def test_a_whole_line_at_accept_is_answered_there_and_the_next_one_by_the_task(
     leader = root_served.run(root_served.core.world.spawn, 0)
     create = json.dumps({"v": 1, "method": "create_session",
                          "params": {"uid": 1000, "leader": leader.pid, "service": "sshd"}})
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-
-    def send_two() -> None:
-        s.connect(str(root_served.socket))
-        s.sendall(create.encode() + b"\n" + b'{"v": 1, "method": "list_sessions"}\n')
-
-    _while_the_loop_is_busy(root_served, send_two)
+    s = _sent_while_busy(root_served,
+                         create.encode() + b"\n" + b'{"v": 1, "method": "list_sessions"}\n')
     first, second = _lines(s, 2)
     s.close()
     assert first["ok"] and first["result"]["session"]["leader"] == leader.pid, first
@@ -86,14 +84,7 @@ def test_a_whole_line_at_accept_is_answered_there_and_the_next_one_by_the_task(
 
 def test_a_partial_line_at_accept_is_left_to_the_connection(root_served: Served) -> None:
     at_once = _spy(root_served)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-
-    def send_half() -> None:
-        s.connect(str(root_served.socket))
-        s.sendall(b'{"v": 1, "method": "sta')
-
-    _while_the_loop_is_busy(root_served, send_half)
+    s = _sent_while_busy(root_served, b'{"v": 1, "method": "sta')
     time.sleep(0.4)  # accepted, the half line peeked and left in the socket
     s.sendall(b'tus"}\n')
     [answer] = _lines(s, 1)
@@ -104,14 +95,8 @@ def test_a_partial_line_at_accept_is_left_to_the_connection(root_served: Served)
 
 def test_an_error_at_accept_is_answered_like_any_other(root_served: Served) -> None:
     at_once = _spy(root_served)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-
-    def send_bad() -> None:
-        s.connect(str(root_served.socket))
-        s.sendall(b'{"v": 1, "method": "create_session", "params": {"uid": 1000, "leader": 1}}\n')
-
-    _while_the_loop_is_busy(root_served, send_bad)
+    s = _sent_while_busy(
+        root_served, b'{"v": 1, "method": "create_session", "params": {"uid": 1000, "leader": 1}}\n')
     [answer] = _lines(s, 1)
     s.close()
     assert not answer["ok"] and answer["error"]["code"] in ("invalid_argument", "invalid_params"), answer
