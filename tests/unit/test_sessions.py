@@ -434,3 +434,21 @@ def test_kill_leader_never_signals_a_reused_pid(core: Core) -> None:
     with pytest.raises(ProcessGone):
         session.kill("leader", signal.SIGTERM)
     assert reused.received == [] and reused.alive
+
+
+def test_sighup_comes_in_a_second_pass_to_what_sigterm_left() -> None:
+    """As PID 1 stops a scope: SIGTERM+SIGCONT to all, then SIGHUP to those still there only."""
+    core = make_core(Config(session_stop_timeout_sec=5))
+    session, leader = open_session(core)
+    gone = core.world.spawn(cgroup=leader.cgroup)
+    assert session.id == "c1"
+    a = core.world.spawn(cgroup=leader.cgroup, ignores=[signal.SIGTERM])
+    b = core.world.spawn(cgroup=leader.cgroup, ignores=[signal.SIGTERM])
+    core.cgroups.signals.clear()
+    core.world.exit(leader.pid)
+    assert gone.received == [signal.SIGTERM]  # exited at once: no SIGCONT, no SIGHUP
+    term, cont, hup = signal.SIGTERM, signal.SIGCONT, signal.SIGHUP
+    assert core.cgroups.signals == [(gone.pid, term), (a.pid, term), (a.pid, cont),
+                                    (b.pid, term), (b.pid, cont), (a.pid, hup), (b.pid, hup)]
+    assert not a.alive and not b.alive and not core.cgroups.kills  # before the stop timeout
+    assert "c1" not in core.manager.sessions

@@ -55,6 +55,12 @@ def signal_round(read_pids: Callable[[], Iterable[int]], send: Callable[[int], N
             return SignalRound(len(done), passes, bounded=True)
 
 
+def _signallable(pids: Iterable[int]) -> Iterable[int]:
+    """Never init, never the daemon itself (a cgroup given by mistake could hold either)."""
+    me = os.getpid()
+    return (p for p in pids if p > 1 and p != me)
+
+
 def _sender(signals: Sequence[int]) -> Callable[[int], None]:
     """Sends each signal in turn to a pid; one that has exited gets no more."""
     kill = os.kill
@@ -174,23 +180,16 @@ class CgroupTree:
     def signal(self, pids: Iterable[int], signals: Sequence[int]) -> None:
         """Send the signals to these pids only (each pid all of them, in order); no re-read."""
         send = _sender(signals)
-        me = os.getpid()
-        for pid in pids:
-            if pid > 1 and pid != me:
-                send(pid)
+        for pid in _signallable(pids):
+            send(pid)
 
     def signal_all(self, path: str, signals: Sequence[int], first: Sequence[int] | None = None,
                    seen: Sequence[int] = ()) -> int:
         """Signal every process; re-read cgroup.procs until a pass finds no new pid (forks),
         within SIGNAL_ROUND_MAX_PASSES and SIGNAL_ROUND_MAX_SEC. `first` and `seen` as for
         `signal_round`; the count includes `seen`."""
-        me = os.getpid()
-
-        def mine(pids: Iterable[int]) -> Iterable[int]:
-            return (p for p in pids if p > 1 and p != me)
-
-        result = signal_round(lambda: mine(self.pids(path)), _sender(signals),
-                              first=None if first is None else mine(first), seen=seen)
+        result = signal_round(lambda: _signallable(self.pids(path)), _sender(signals),
+                              first=None if first is None else _signallable(first), seen=seen)
         if result.bounded:
             log.warning("Signalling %s: new processes kept appearing (a fork storm?); stopped "
                         "after %d passes and %d processes. What is left is killed at the stop "
